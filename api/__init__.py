@@ -1,0 +1,1 @@
+"""The HTTP front end: FastAPI app, routers, schemas, and the model cache."""

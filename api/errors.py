@@ -1,0 +1,111 @@
+"""Every error the API returns has one JSON shape: `{"code", "message", "field"?, "errors"?}`.
+
+`code` is stable (clients branch on it), `message` is for people, `field` points at the
+failing input for validation errors. Routes raise `ApiError`; `ml` errors and pydantic
+validation errors are translated here, so no client input can produce a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ml.errors import MLError
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.errors = errors
+
+
+def error_body(
+    code: str,
+    message: str,
+    field: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        body["field"] = field
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def dotted(loc: tuple[Any, ...] | list[Any], prefix: str = "") -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    # pydantic adds the union member's tag/type to the location; it only confuses people.
+    path = ".".join(parts)
+    return f"{prefix}.{path}" if prefix and path else (prefix or path)
+
+
+def validation_errors(errors: list[Any], prefix: str = "") -> list[dict[str, Any]]:
+    return [
+        {"field": dotted(e.get("loc", ()), prefix), "message": e.get("msg", "invalid")}
+        for e in errors
+    ]
+
+
+def from_validation(errors: list[Any], prefix: str = "") -> ApiError:
+    items = validation_errors(errors, prefix)
+    first = items[0] if items else {"field": prefix or None, "message": "invalid input"}
+    message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
+    if len(items) > 1:
+        message += f" (and {len(items) - 1} more)"
+    return ApiError(422, "validation_error", message, field=first["field"], errors=items)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.field, exc.errors), status_code=exc.status
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        err = from_validation(list(exc.errors()))
+        return JSONResponse(
+            error_body(err.code, err.message, err.field, err.errors), status_code=422
+        )
+
+    @app.exception_handler(MLError)
+    async def _ml_error(_: Request, exc: MLError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message, exc.field), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            error_body(code, str(exc.detail)),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return JSONResponse(
+            error_body("internal_error", "an internal error occurred; it has been logged"),
+            status_code=500,
+        )

@@ -1,0 +1,30 @@
+"""Builds the FastAPI app: `uvicorn api.main:app`."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+from api import errors
+from api.model_cache import ModelCache
+from api.routes import algorithms, health, jobs, models
+from store.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.log_level)
+    app = FastAPI(
+        title="Crucible",
+        version="0.1.0",
+        description="Train generative and decision-making models over HTTP, then query them.",
+    )
+    app.state.model_cache = ModelCache(settings.model_cache_size)
+    errors.install(app)
+    for module in (health, algorithms, jobs, models):
+        app.include_router(module.router)
+    return app
+
+
+app = create_app()

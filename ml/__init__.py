@@ -1,0 +1,49 @@
+"""Crucible's machine-learning library: train and query models in plain Python.
+
+    import ml
+    model = ml.train("dqn", {"total_steps": 20_000}, seed=0)
+    model.q_values(observations=[[0.0, 0.0, 0.0, 0.0]])
+    model.save("dqn.pt"); ml.load("dqn.pt")
+
+It knows nothing of the service: no FastAPI, Celery or SQLAlchemy here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ml.errors import ConfigError, QueryError, TrainingStopped, UnsupportedQuery
+from ml.hooks import Hooks, NullHooks, RecordingHooks
+from ml.model import TrainedModel, load
+from ml.registry import ALGORITHMS, Algorithm, get_algorithm
+
+__all__ = [
+    "ALGORITHMS",
+    "Algorithm",
+    "ConfigError",
+    "Hooks",
+    "NullHooks",
+    "QueryError",
+    "RecordingHooks",
+    "TrainedModel",
+    "TrainingStopped",
+    "UnsupportedQuery",
+    "get_algorithm",
+    "load",
+    "train",
+]
+
+
+def train(
+    algorithm: str,
+    config: dict[str, Any] | None = None,
+    *,
+    seed: int = 0,
+    hooks: Hooks | None = None,
+    device: str | None = None,
+    resume: dict[str, Any] | None = None,
+) -> TrainedModel:
+    """Validate `config` against the algorithm's schema and train; see `ml.hooks`."""
+    algo = get_algorithm(algorithm)
+    parsed = algo.config.model_validate(config or {})
+    return algo.run(parsed, seed=seed, hooks=hooks or NullHooks(), device=device, resume=resume)

@@ -1,0 +1,54 @@
+"""Errors the `ml` package raises for problems a caller can fix.
+
+They carry the name of the offending field so the service can turn them into a 422 that
+points at the right place, without `ml` knowing anything about HTTP.
+"""
+
+from __future__ import annotations
+
+
+class MLError(ValueError):
+    """Base class: a problem with what the caller asked for, not a bug in `ml`."""
+
+    code = "invalid_input"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class QueryError(MLError):
+    """A query's input does not fit the model (wrong shape, outside the grid, not finite)."""
+
+    code = "invalid_query"
+
+
+class UnsupportedQuery(MLError):
+    """The model's kind does not answer this query (e.g. samples from a Q-network)."""
+
+    code = "unsupported_query"
+
+
+class ConfigError(MLError):
+    """A config is well-typed but inconsistent (e.g. a grid with no start cell)."""
+
+    code = "invalid_config"
+
+
+class ArtifactError(MLError):
+    """A model or checkpoint file is missing, corrupt, or of an unknown kind."""
+
+    code = "invalid_artifact"
+
+
+class TrainingStopped(Exception):  # noqa: N818 - it is a signal, not an error
+    """Raised by a training loop when `hooks.should_stop()` said so.
+
+    The loop has already handed its last checkpoint to `hooks.on_checkpoint`, so the run can
+    be resumed or discarded by whoever asked it to stop.
+    """
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"training stopped at step {step}")
+        self.step = step

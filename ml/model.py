@@ -1,0 +1,131 @@
+"""Trained models: what a succeeded job yields, how it is saved, and the queries it answers.
+
+A model file is one `torch.save` of plain containers:
+`{"format": 1, "kind": str, "metadata": {...}, "state": {name: Tensor | number | list}}`.
+It is read back with `torch.load(weights_only=True)`, so a model file cannot run code
+(unpickling arbitrary objects is how model files become exploits).
+
+Every model kind subclasses `TrainedModel`, lists the queries it answers in `queries`, and
+overrides the matching methods. The base methods raise `UnsupportedQuery`, so a client asking
+a Q-network for samples gets a clear error instead of an AttributeError.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ml.errors import ArtifactError, UnsupportedQuery
+
+FORMAT_VERSION = 1
+
+# All query names a model may answer; the API has one endpoint per name.
+QUERY_NAMES = ("samples", "q-values", "actions", "values", "rewards")
+
+_KINDS: dict[str, type[TrainedModel]] = {}
+
+
+class TrainedModel:
+    """Base class of every model kind.
+
+    `metadata` is JSON-friendly: kind, algorithm, shapes (observation size, action count,
+    latent size, grid shape...), config, seed and library versions.
+    """
+
+    kind: ClassVar[str] = ""
+    queries: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, metadata: dict[str, Any]) -> None:
+        self.metadata = metadata
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            _KINDS[cls.kind] = cls
+
+    # -- persistence -------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Everything needed to rebuild the model, as tensors and plain values."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_state(cls, metadata: dict[str, Any], state: dict[str, Any]) -> TrainedModel:
+        raise NotImplementedError
+
+    def save(self, path: str | Path) -> None:
+        """Write atomically, so a reader never sees half a model."""
+        payload = {
+            "format": FORMAT_VERSION,
+            "kind": self.kind,
+            "metadata": self.metadata,
+            "state": self.state(),
+        }
+        atomic_torch_save(payload, Path(path))
+
+    @property
+    def shapes(self) -> dict[str, Any]:
+        return dict(self.metadata.get("shapes", {}))
+
+    # -- queries (override the ones listed in `queries`) ---------------------------------
+    def _unsupported(self, query: str) -> UnsupportedQuery:
+        answers = ", ".join(self.queries) or "nothing"
+        return UnsupportedQuery(
+            f"a {self.kind} model does not answer '{query}'; it answers: {answers}",
+            field="query",
+        )
+
+    def samples(self, n: int, seed: int | None = None) -> np.ndarray:
+        raise self._unsupported("samples")
+
+    def q_values(
+        self, *, observations: list[Any] | None = None, states: list[Any] | None = None
+    ) -> dict[str, Any]:
+        raise self._unsupported("q-values")
+
+    def actions(self, observations: list[Any]) -> list[Any]:
+        raise self._unsupported("actions")
+
+    def values(self) -> dict[str, Any]:
+        raise self._unsupported("values")
+
+    def rewards(self, states: list[Any] | None = None) -> dict[str, Any]:
+        raise self._unsupported("rewards")
+
+
+def atomic_torch_save(payload: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def safe_torch_load(path: str | Path) -> Any:
+    """Load a file made of tensors and plain containers; never unpickles arbitrary objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"no file at {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt, truncated, or not made of safe types
+        raise ArtifactError(f"cannot read {path.name}: {exc}") from exc
+
+
+def load(path: str | Path) -> TrainedModel:
+    """Load any model saved by `TrainedModel.save`."""
+    payload = safe_torch_load(path)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
+        raise ArtifactError(f"{Path(path).name} is not a Crucible model file")
+    kind = payload.get("kind")
+    if kind not in _KINDS:
+        raise ArtifactError(f"unknown model kind {kind!r}")
+    return _KINDS[kind].from_state(payload["metadata"], payload["state"])

@@ -1,0 +1,1 @@
+"""Persistence: settings, the database (jobs, metrics) and the artifact store."""

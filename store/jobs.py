@@ -1,0 +1,369 @@
+"""Job state transitions: the one place the API and the worker change a job's state.
+
+Lifecycle: queued -> running -> succeeded | failed | cancelled. A running job whose lease
+expired (its worker died) goes back to queued and is resumed from its last checkpoint by the
+next worker that claims it. Every transition is a single conditional UPDATE, so two workers
+racing for a job, or a stale worker finishing late, cannot both win.
+
+Functions take a Session and keyword arguments and raise no HTTP errors.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from store.models import Job, JobStatus, MetricPoint, utcnow
+
+RUNNING = JobStatus.running.value
+QUEUED = JobStatus.queued.value
+
+
+class JobNotFound(LookupError):
+    pass
+
+
+class InvalidTransition(RuntimeError):
+    """The job is not in a state that allows what was asked (e.g. cancelling a finished job)."""
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def create_job(
+    session: Session,
+    *,
+    algorithm: str,
+    config: dict[str, Any],
+    seed: int,
+    queue: str,
+    name: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> Job:
+    job = Job(
+        id=new_job_id(),
+        algorithm=algorithm,
+        config=config,
+        seed=seed,
+        queue=queue,
+        name=name,
+        tags=tags or {},
+        status=QUEUED,
+        cancel_requested=False,
+        progress_step=0,
+        attempt=0,
+        attempt_start_step=0,
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise JobNotFound(job_id)
+    return job
+
+
+def list_jobs(
+    session: Session,
+    *,
+    status: str | None = None,
+    algorithm: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[Sequence[Job], int]:
+    filters = []
+    if status:
+        filters.append(Job.status == status)
+    if algorithm:
+        filters.append(Job.algorithm == algorithm)
+    count = session.scalar(select(func.count()).select_from(Job).where(*filters)) or 0
+    rows = session.scalars(
+        select(Job)
+        .where(*filters)
+        .order_by(Job.created_at.desc(), Job.id)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return rows, count
+
+
+def mark_enqueued(session: Session, *, job_id: str) -> None:
+    session.execute(update(Job).where(Job.id == job_id).values(enqueued_at=utcnow()))
+
+
+def request_cancel(session: Session, *, job_id: str) -> Job:
+    """A queued job is cancelled at once (it will never run); a running one is flagged and
+    stops at its next step boundary."""
+    job = get_job(session, job_id)
+    now = utcnow()
+    done = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == QUEUED)
+        .values(status=JobStatus.cancelled.value, cancel_requested=True, finished_at=now)
+    ).rowcount
+    if not done:
+        flagged = session.execute(
+            update(Job).where(Job.id == job_id, Job.status == RUNNING).values(cancel_requested=True)
+        ).rowcount
+        if not flagged:
+            session.refresh(job)
+            raise InvalidTransition(f"job {job_id} is already {job.status}")
+    session.refresh(job)
+    return job
+
+
+@dataclass(frozen=True)
+class Claim:
+    job: Job | None
+    reason: str
+
+    @property
+    def claimed(self) -> bool:
+        return self.job is not None
+
+
+def claim(session: Session, *, job_id: str, worker: str, lease_seconds: float) -> Claim:
+    """Take the lease of a queued job, or of a running one whose lease expired.
+
+    A second delivery of the same message finds a live lease and leaves; a finished or
+    cancelled job is never run again (the task is idempotent).
+    """
+    now = utcnow()
+    job = session.get(Job, job_id)
+    if job is None:
+        return Claim(None, "no such job")
+    claimable = or_(
+        Job.status == QUEUED,
+        and_(Job.status == RUNNING, Job.lease_expires_at < now),
+    )
+    taken = session.execute(
+        update(Job)
+        .where(Job.id == job_id, claimable, Job.cancel_requested.is_(False))
+        .values(
+            status=RUNNING,
+            attempt=Job.attempt + 1,
+            worker=worker,
+            heartbeat_at=now,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            started_at=func.coalesce(Job.started_at, now),
+            attempt_started_at=now,
+            attempt_start_step=func.coalesce(Job.checkpoint_step, 0),
+            progress_step=func.coalesce(Job.checkpoint_step, 0),
+            error=None,
+        )
+    ).rowcount
+    session.refresh(job)
+    if taken:
+        return Claim(job, "claimed")
+    if job.status == RUNNING:
+        return Claim(None, f"held by {job.worker} until {job.lease_expires_at}")
+    return Claim(None, f"job is {job.status}")
+
+
+@dataclass(frozen=True)
+class LeaseState:
+    """What a heartbeat learned: whether the lease is still ours and whether to stop."""
+
+    held: bool
+    cancel_requested: bool
+
+
+def heartbeat(
+    session: Session, *, job_id: str, attempt: int, lease_seconds: float, renew: bool = True
+) -> LeaseState:
+    now = utcnow()
+    if renew:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.attempt == attempt, Job.status == RUNNING)
+            .values(heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_seconds))
+        )
+    row = session.execute(
+        select(Job.status, Job.attempt, Job.cancel_requested).where(Job.id == job_id)
+    ).one_or_none()
+    if row is None:
+        return LeaseState(held=False, cancel_requested=True)
+    held = row.status == RUNNING and row.attempt == attempt
+    return LeaseState(held=held, cancel_requested=bool(row.cancel_requested))
+
+
+def _owned(job_id: str, attempt: int) -> Any:
+    return and_(Job.id == job_id, Job.attempt == attempt, Job.status == RUNNING)
+
+
+def record_progress(
+    session: Session, *, job_id: str, attempt: int, step: int, total: int | None
+) -> None:
+    session.execute(
+        update(Job).where(_owned(job_id, attempt)).values(progress_step=step, progress_total=total)
+    )
+
+
+def record_checkpoint(session: Session, *, job_id: str, attempt: int, step: int) -> bool:
+    return bool(
+        session.execute(
+            update(Job).where(_owned(job_id, attempt)).values(checkpoint_step=step)
+        ).rowcount
+    )
+
+
+def start_resume(session: Session, *, job_id: str, attempt: int, step: int) -> None:
+    """Forget metric points written after the checkpoint we resume from, so a resumed run's
+    series has no duplicate steps."""
+    session.execute(
+        delete(MetricPoint).where(MetricPoint.job_id == job_id, MetricPoint.step > step)
+    )
+    session.execute(update(Job).where(_owned(job_id, attempt)).values(resumed_from_step=step))
+
+
+def add_metrics(session: Session, *, job_id: str, points: Iterable[tuple[str, int, float]]) -> None:
+    rows = [{"job_id": job_id, "name": n, "step": s, "value": v} for n, s, v in points]
+    if rows:
+        session.execute(MetricPoint.__table__.insert(), rows)
+
+
+def finish(
+    session: Session,
+    *,
+    job_id: str,
+    attempt: int,
+    status: JobStatus,
+    error: str | None = None,
+    artifact_path: str | None = None,
+    model_metadata: dict[str, Any] | None = None,
+) -> bool:
+    """End a running job; a worker that lost its lease changes nothing."""
+    values: dict[str, Any] = {
+        "status": status.value,
+        "finished_at": utcnow(),
+        "error": error,
+        "lease_expires_at": None,
+    }
+    if status is JobStatus.succeeded:
+        values |= {"artifact_path": artifact_path, "model_metadata": model_metadata}
+    return bool(
+        session.execute(update(Job).where(_owned(job_id, attempt)).values(**values)).rowcount
+    )
+
+
+def release(session: Session, *, job_id: str, attempt: int) -> bool:
+    """Hand a running job back to the queue (its worker is shutting down); it keeps its
+    checkpoint, so whoever claims it next resumes."""
+    return bool(
+        session.execute(
+            update(Job)
+            .where(_owned(job_id, attempt))
+            .values(status=QUEUED, worker=None, lease_expires_at=None, enqueued_at=utcnow())
+        ).rowcount
+    )
+
+
+@dataclass(frozen=True)
+class Orphan:
+    job_id: str
+    queue: str
+
+
+def requeue_orphans(
+    session: Session, *, max_attempts: int, unsent_after_seconds: float = 30.0
+) -> list[Orphan]:
+    """Find jobs that need a (new) broker message.
+
+    - running jobs whose lease expired: their worker died. They go back to `queued` (or to
+      `failed` after `max_attempts`) and keep their checkpoint, so the next claim resumes.
+    - queued jobs never handed to the broker (it was down when they were submitted).
+    The caller sends one message per returned job; duplicates are harmless because claiming
+    is atomic.
+    """
+    now = utcnow()
+    expired = and_(Job.status == RUNNING, Job.lease_expires_at < now)
+    orphans: list[Orphan] = []
+    for job in session.scalars(select(Job).where(expired)).all():
+        if job.attempt >= max_attempts:
+            session.execute(
+                update(Job)
+                .where(Job.id == job.id, expired)
+                .values(
+                    status=JobStatus.failed.value,
+                    finished_at=now,
+                    lease_expires_at=None,
+                    error=f"worker lost {job.attempt} times (last: {job.worker}); giving up",
+                )
+            )
+            continue
+        if job.cancel_requested:
+            session.execute(
+                update(Job)
+                .where(Job.id == job.id, expired)
+                .values(status=JobStatus.cancelled.value, finished_at=now, lease_expires_at=None)
+            )
+            continue
+        moved = session.execute(
+            update(Job)
+            .where(Job.id == job.id, expired)
+            .values(status=QUEUED, worker=None, lease_expires_at=None, enqueued_at=now)
+        ).rowcount
+        if moved:
+            orphans.append(Orphan(job.id, job.queue))
+    unsent = and_(
+        Job.status == QUEUED,
+        Job.enqueued_at.is_(None),
+        Job.created_at < now - timedelta(seconds=unsent_after_seconds),
+    )
+    for job in session.scalars(select(Job).where(unsent)).all():
+        if session.execute(
+            update(Job).where(Job.id == job.id, unsent).values(enqueued_at=now)
+        ).rowcount:
+            orphans.append(Orphan(job.id, job.queue))
+    return orphans
+
+
+def metric_series(
+    session: Session, *, job_id: str, names: Sequence[str] | None = None
+) -> dict[str, tuple[list[int], list[float]]]:
+    query = select(MetricPoint.name, MetricPoint.step, MetricPoint.value).where(
+        MetricPoint.job_id == job_id
+    )
+    if names:
+        query = query.where(MetricPoint.name.in_(names))
+    series: dict[str, tuple[list[int], list[float]]] = {}
+    for name, step, value in session.execute(
+        query.order_by(MetricPoint.name, MetricPoint.step, MetricPoint.id)
+    ):
+        steps, values = series.setdefault(name, ([], []))
+        steps.append(step)
+        values.append(value)
+    return series
+
+
+def metric_summary(session: Session, *, job_id: str) -> dict[str, dict[str, float]]:
+    """Last, min and max of every metric: what a model page shows at a glance."""
+    summary: dict[str, dict[str, float]] = {}
+    for name, (steps, values) in metric_series(session, job_id=job_id).items():
+        summary[name] = {
+            "last": values[-1],
+            "min": min(values),
+            "max": max(values),
+            "last_step": float(steps[-1]),
+        }
+    return summary
+
+
+def eta_seconds(job: Job, now: datetime | None = None) -> float | None:
+    if job.status != RUNNING or not job.progress_total or job.attempt_started_at is None:
+        return None
+    done = job.progress_step - job.attempt_start_step
+    if done <= 0:
+        return None
+    elapsed = ((now or utcnow()) - job.attempt_started_at).total_seconds()
+    return max(0.0, elapsed / done * (job.progress_total - job.progress_step))

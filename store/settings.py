@@ -1,0 +1,71 @@
+"""The one `Settings` object, read from environment variables (documented in the README).
+
+It lives in `store/` because every process (API, worker, migrations) imports `store`, and
+`ml` never reads settings: it is handed plain arguments.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    var_dir: Path = Field(Path("var"), description="Root of the embedded mode's files.")
+    database_url: str = Field(
+        "", description="SQLAlchemy URL; empty means SQLite at VAR_DIR/crucible.sqlite."
+    )
+    broker_url: str = Field(
+        "", description="Celery broker URL; empty means kombu's SQLAlchemy transport on SQLite."
+    )
+    artifact_dir: Path | None = Field(
+        None, description="Where models and checkpoints go; empty means VAR_DIR/artifacts."
+    )
+    lease_seconds: float = Field(
+        60.0, gt=0, description="A running job whose heartbeat is older than this is orphaned."
+    )
+    heartbeat_seconds: float = Field(
+        10.0, gt=0, description="How often a worker renews the lease of the job it runs."
+    )
+    sweep_seconds: float = Field(
+        15.0, gt=0, description="How often a worker looks for orphaned jobs to re-enqueue."
+    )
+    metrics_flush_seconds: float = Field(
+        2.0, gt=0, description="How long a worker buffers metric points before writing them."
+    )
+    max_attempts: int = Field(
+        3, ge=1, description="A job orphaned this many times is marked failed, not retried."
+    )
+    model_cache_size: int = Field(8, ge=1, description="Models kept loaded by the API (LRU).")
+    max_samples: int = Field(10_000, ge=1, description="Upper bound on `n` for /samples.")
+    device: str = Field("auto", description="Training device for workers: auto, cpu, cuda[:N].")
+    log_level: str = Field("INFO", description="Log level of the API and the worker.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.var_dir / 'crucible.sqlite').resolve()}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{(self.var_dir / 'broker.sqlite').resolve()}"
+
+    @property
+    def resolved_artifact_dir(self) -> Path:
+        return (self.artifact_dir or self.var_dir / "artifacts").resolve()
+
+    @property
+    def embedded(self) -> bool:
+        return not self.broker_url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Cached so every caller shares one; tests call `get_settings.cache_clear()`."""
+    settings = Settings()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    return settings

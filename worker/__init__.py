@@ -1,0 +1,1 @@
+"""Celery workers: run training jobs from the queue and record them in `store`."""

@@ -1,0 +1,42 @@
+"""The Celery app: broker from Settings, two queues (`gpu`, `cpu`), acks-late with prefetch 1.
+
+Training tasks are long, so a message is acknowledged only after the task returns and a
+worker holds one message at a time; the task is idempotent (see `worker.runner`), which is
+what makes acks-late safe. The broker carries only job ids; the database holds the rest.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from store.settings import Settings, get_settings
+
+TRAIN_TASK = "crucible.train_job"
+QUEUES = ("gpu", "cpu")
+
+
+def create_celery(settings: Settings) -> Celery:
+    app = Celery("crucible", broker=settings.resolved_broker_url, include=["worker.tasks"])
+    app.conf.update(
+        task_acks_late=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_store_errors_even_if_ignored=False,
+        task_queues=[Queue(name) for name in QUEUES],
+        task_default_queue="cpu",
+        task_serializer="json",
+        accept_content=["json"],
+        broker_connection_retry_on_startup=True,
+        # Redis redelivers unacknowledged messages after this; the job lease in the
+        # database makes a redelivery harmless, so it only bounds how late it comes.
+        broker_transport_options={"visibility_timeout": 3600},
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        # The sweeper re-enqueues orphaned jobs; a lost worker's task is simply acked.
+        task_reject_on_worker_lost=False,
+    )
+    return app
+
+
+app = create_celery(get_settings())

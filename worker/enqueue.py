@@ -1,0 +1,31 @@
+"""Sending "run job X" to the broker: the only thing the API imports from `worker`."""
+
+from __future__ import annotations
+
+import logging
+
+from worker.app import TRAIN_TASK, app
+
+log = logging.getLogger(__name__)
+
+
+def enqueue_job(job_id: str, queue: str) -> bool:
+    """Send the job's id to its queue; False if the broker is unreachable (the job stays
+    queued in the database and a worker's sweeper sends it later)."""
+    try:
+        app.send_task(
+            TRAIN_TASK,
+            args=[job_id],
+            queue=queue,
+            retry=True,
+            retry_policy={
+                "max_retries": 2,
+                "interval_start": 0.2,
+                "interval_step": 0.5,
+                "interval_max": 1.0,
+            },
+        )
+    except Exception:  # broker down: not the client's problem, nothing lost
+        log.exception("could not enqueue job %s on %s", job_id, queue)
+        return False
+    return True
