@@ -16,6 +16,15 @@ TRAIN_TASK = "crucible.train_job"
 QUEUES = ("gpu", "cpu")
 
 
+def transport_options(broker_url: str) -> dict[str, object]:
+    if broker_url.startswith("sqla+"):
+        # kombu hands these to SQLAlchemy's create_engine: wait on SQLite's lock, not fail.
+        return {"connect_args": {"timeout": 30}}
+    # Redis redelivers unacknowledged messages after this; the job lease in the database
+    # makes a redelivery harmless, so it only bounds how late it comes.
+    return {"visibility_timeout": 3600}
+
+
 def create_celery(settings: Settings) -> Celery:
     app = Celery("crucible", broker=settings.resolved_broker_url, include=["worker.tasks"])
     app.conf.update(
@@ -28,9 +37,7 @@ def create_celery(settings: Settings) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
-        # Redis redelivers unacknowledged messages after this; the job lease in the
-        # database makes a redelivery harmless, so it only bounds how late it comes.
-        broker_transport_options={"visibility_timeout": 3600},
+        broker_transport_options=transport_options(settings.resolved_broker_url),
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         # The sweeper re-enqueues orphaned jobs; a lost worker's task is simply acked.
