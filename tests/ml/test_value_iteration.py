@@ -1,0 +1,238 @@
+"""Value iteration and the DP kernels: published and hand-computed answers, and the model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from pydantic import ValidationError
+
+import ml
+from ml import dp
+from ml.algorithms.value_iteration import ValueIterationConfig, ValueIterationModel, train
+from ml.errors import QueryError, TrainingStopped
+from ml.gridworld import FrozenLakeEnv, GridEnv
+from ml.hooks import NullHooks, RecordingHooks
+
+LEFT, DOWN, RIGHT, UP = 0, 1, 2, 3
+
+
+def solve(config: ValueIterationConfig, seed: int = 0) -> ValueIterationModel:
+    return train(config, seed=seed, hooks=NullHooks())
+
+
+def frozen_lake(discount: float, **kwargs: object) -> ValueIterationConfig:
+    return ValueIterationConfig(env=FrozenLakeEnv(), discount=discount, **kwargs)
+
+
+# -- published answers -------------------------------------------------------------------------
+@pytest.mark.parametrize(("discount", "expected"), [(0.9, 0.0689), (0.99, 0.5420)])
+def test_slippery_frozen_lake_start_value(discount: float, expected: float) -> None:
+    model = solve(frozen_lake(discount))
+    assert abs(model.values()["values"][0] - expected) < 5e-5
+    assert model.metadata["summary"]["converged"]
+    assert model.metadata["summary"]["start_value"] == model.values()["values"][0]
+
+
+@pytest.mark.slow
+def test_frozen_lake_greedy_policy_succeeds_about_74_percent() -> None:
+    policy = solve(frozen_lake(0.99)).values()["policy"]
+    env = gym.make("FrozenLake-v1", map_name="4x4", is_slippery=True)  # 100-step time limit
+    successes, episodes = 0, 2000
+    obs, _ = env.reset(seed=0)
+    for _ in range(episodes):
+        done, reward = False, 0.0
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(policy[obs])
+            done = terminated or truncated
+        successes += reward == 1.0
+        obs, _ = env.reset()
+    assert 0.70 <= successes / episodes <= 0.78
+
+
+def test_russell_norvig_4x3_world() -> None:
+    """AIMA (3rd ed.) Fig. 17.3: utilities with R(s) = -0.04, gamma = 1, 0.8/0.1/0.1 moves.
+
+    AIMA charges R(s) for the state being left, Crucible the reward for the state entered, so
+    V here is AIMA's U plus 0.04 (the first charge), and terminal values are 0, not +-1.
+    """
+    model = solve(ValueIterationConfig(discount=1.0, tolerance=1e-12))  # the default grid
+    V = np.array(model.values()["grid"]) - 0.04
+    aima = {(0, 0): 0.812, (0, 1): 0.868, (0, 2): 0.918, (1, 0): 0.762, (1, 2): 0.660}
+    aima |= {(2, 0): 0.705, (2, 1): 0.655, (2, 2): 0.611, (2, 3): 0.388}
+    for cell, utility in aima.items():
+        assert abs(V[cell] - utility) < 5e-4, cell
+    policy = np.array(model.values()["policy"]).reshape(3, 4)
+    # AIMA Fig. 17.2(a): right along the top, up the left column, left along the bottom, and
+    # up from (1, 2) towards the top row rather than right past the -1.
+    assert policy[0, :3].tolist() == [RIGHT] * 3
+    assert policy[1, 0] == UP and policy[2, 0] == UP and policy[1, 2] == UP
+    assert policy[2, 1:].tolist() == [LEFT] * 3
+
+
+def test_tiny_corridor_exact_values() -> None:
+    """S . G in one row; slips go up or down, off the grid, so the agent stays put."""
+    gamma, step, p = 0.9, -0.1, 0.2
+    config = ValueIterationConfig(
+        env=GridEnv(layout=["S.G"], step_reward=step, slip=p), discount=gamma, tolerance=1e-12
+    )
+    values = solve(config).values()["values"]
+    # V1 = (1-p) * 1 + p * (step + gamma V1); V0 = (1-p)(step + gamma V1) + p (step + gamma V0)
+    v1 = ((1 - p) + p * step) / (1 - gamma * p)
+    v0 = ((1 - p) * (step + gamma * v1) + p * step) / (1 - gamma * p)
+    assert values == pytest.approx([v0, v1, 0.0], abs=1e-10)
+    deterministic = ValueIterationConfig(
+        env=GridEnv(layout=["S.G"], step_reward=step, slip=0.0), discount=gamma
+    )
+    assert solve(deterministic).values()["values"] == pytest.approx([0.8, 1.0, 0.0])
+
+
+# -- the kernels -------------------------------------------------------------------------------
+def random_mdp(rng: np.random.Generator, n_states: int = 6, n_actions: int = 3) -> tuple:
+    P = rng.random((n_states, n_actions, n_states)) ** 3  # P[s, a, s']
+    P /= P.sum(axis=2, keepdims=True)
+    R = rng.normal(size=(n_states, n_actions))  # R[s, a]
+    terminal = np.zeros(n_states, dtype=bool)
+    terminal[-1] = True
+    return P, R, terminal
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_value_iteration_policy_iteration_and_evaluation_agree(seed: int) -> None:
+    P, R, terminal = random_mdp(np.random.default_rng(seed))
+    vi = dp.value_iteration(P, R, 0.9, terminal=terminal, tolerance=1e-12)
+    pi = dp.policy_iteration(P, R, 0.9, terminal=terminal)
+    assert vi.converged and pi.converged
+    np.testing.assert_allclose(vi.V, pi.V, atol=1e-9)
+    assert (vi.policy[~terminal] == pi.policy[~terminal]).all()
+    exact = dp.policy_evaluation(P, R, vi.policy, 0.9, terminal=terminal)
+    iterative, sweeps = dp.iterative_policy_evaluation(P, R, vi.policy, 0.9, terminal=terminal)
+    np.testing.assert_allclose(exact, vi.V, atol=1e-9)
+    np.testing.assert_allclose(iterative, exact, atol=1e-8)
+    assert sweeps > 1 and exact[-1] == 0.0
+    # V* satisfies the Bellman optimality equation (S&B Eq. 4.1) with a stochastic policy too.
+    uniform = np.full(R.shape, 1 / R.shape[1])
+    v_uniform = dp.policy_evaluation(P, R, uniform, 0.9, terminal=terminal)
+    assert (v_uniform <= vi.V + 1e-9).all()
+
+
+def test_policy_evaluation_reports_never_ending_policies() -> None:
+    P = np.zeros((2, 1, 2))
+    P[0, 0, 0] = 1.0  # state 0 loops forever
+    P[1, 0, 1] = 1.0
+    with pytest.raises(ValueError, match="never reaches a terminal"):
+        dp.policy_evaluation(P, np.zeros((2, 1)), np.zeros(2, dtype=int), 1.0)
+
+
+def test_soft_value_iteration_and_visitation_are_distributions() -> None:
+    P, _, _ = random_mdp(np.random.default_rng(0))
+    reward = np.random.default_rng(1).normal(size=P.shape[0])
+    V, Q, pi = dp.soft_value_iteration(P, reward, horizon=7, discount=0.9)
+    assert V.shape == (7, 6) and Q.shape == pi.shape == (6, 6, 3)
+    np.testing.assert_allclose(pi.sum(axis=2), 1.0)
+    np.testing.assert_allclose(V[-1], reward)
+    # Soft backup: V = log sum exp Q >= max Q.
+    assert (V[:-1] >= Q.max(axis=2) - 1e-12).all()
+    start = np.eye(6)[0]
+    D = dp.state_visitation(P, pi, start, horizon=7)
+    np.testing.assert_allclose(D.sum(axis=1), 1.0)
+    # A stationary policy gives the same visitation as repeating it over time.
+    stationary = dp.state_visitation(P, pi[0], start, horizon=7)
+    repeated = dp.state_visitation(P, np.repeat(pi[:1], 6, axis=0), start, horizon=7)
+    np.testing.assert_allclose(stationary, repeated)
+
+
+# -- the model ---------------------------------------------------------------------------------
+def test_values_and_q_values_queries() -> None:
+    model = solve(ValueIterationConfig())
+    values = model.values()
+    assert values["shape"] == [3, 4] and values["layout"] == ["...G", ".#.H", "S..."]
+    assert values["action_names"] == ["left", "down", "right", "up"]
+    assert len(values["values"]) == len(values["policy"]) == 12
+    assert np.array(values["grid"]).shape == (3, 4)
+    assert values["grid"][2][0] == values["values"][8]
+    assert values["terminal"][3] and not values["terminal"][8]
+    answer = model.q_values(states=[[2, 0], 8, [0, 2]])
+    assert answer["q_values"][0] == answer["q_values"][1]
+    assert len(answer["q_values"][0]) == 4
+    assert answer["actions"] == [values["policy"][8], values["policy"][8], values["policy"][2]]
+    assert max(answer["q_values"][2]) == pytest.approx(values["values"][2])
+    assert model.metadata["shapes"] == {"n_states": 12, "n_actions": 4, "grid_shape": [3, 4]}
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"observations": [[0.0, 1.0]]},
+        {"observations": [[0.0]], "states": [0]},
+        {},
+        {"states": [12]},
+        {"states": [[3, 0]]},
+        {"states": [[0, 1, 2]]},
+        {"states": ["a"]},
+        {"states": []},
+        {"states": 3},
+    ],
+)
+def test_bad_queries_raise_query_error(kwargs: dict) -> None:
+    model = solve(ValueIterationConfig())
+    with pytest.raises(QueryError):
+        model.q_values(**kwargs)
+    with pytest.raises(ml.UnsupportedQuery):
+        model.rewards()
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ValidationError, match="positive step_reward"):
+        ValueIterationConfig(env=GridEnv(step_reward=0.1), discount=1.0)
+    with pytest.raises(ValidationError):
+        ValueIterationConfig(discount=1.5)
+    with pytest.raises(ValidationError):
+        ValueIterationConfig(env={"kind": "frozen_lake", "map_name": "5x5"})
+    with pytest.raises(ValidationError):
+        ValueIterationConfig(epochs=3)  # type: ignore[call-arg]
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    model = solve(frozen_lake(0.99))
+    model.save(tmp_path / "m.pt")
+    loaded = ml.load(tmp_path / "m.pt")
+    assert isinstance(loaded, ValueIterationModel)
+    assert loaded.values() == model.values()
+    assert loaded.q_values(states=[0, [3, 3]]) == model.q_values(states=[0, [3, 3]])
+    assert loaded.metadata == model.metadata
+    assert torch.load(tmp_path / "m.pt", weights_only=True)["kind"] == "value_iteration"
+
+
+def test_same_seed_same_result_and_registry() -> None:
+    config = {"env": {"kind": "grid", "layout": ["S..", ".#.", "..G"]}, "discount": 0.95}
+    a = ml.train("value_iteration", config, seed=3)
+    b = ml.train("value_iteration", config, seed=3)
+    assert a.values() == b.values()
+    assert ml.get_algorithm("value_iteration").queue == "cpu"
+    assert ml.get_algorithm("value_iteration").family == "dp"
+
+
+def test_stop_and_resume_continue_from_the_checkpoint() -> None:
+    config = frozen_lake(0.99, checkpoint_interval=50)
+    full_hooks = RecordingHooks()
+    full = train(config, seed=0, hooks=full_hooks)
+    assert full_hooks.metrics["dp/delta"][-1][1] < config.tolerance
+    assert [c["step"] for c in full_hooks.checkpoints][:2] == [50, 100]
+
+    hooks = RecordingHooks(stop_after_checkpoints=1)
+    with pytest.raises(TrainingStopped) as stopped:
+        train(config, seed=0, hooks=hooks)
+    assert stopped.value.step == 50
+    state = hooks.checkpoints[-1]
+    assert state["step"] == 50 and isinstance(state["V"], torch.Tensor)
+
+    resumed_hooks = RecordingHooks()
+    resumed = train(config, seed=0, hooks=resumed_hooks, resume=state)
+    assert resumed_hooks.progress[0][0] == 50
+    assert resumed_hooks.metrics["dp/delta"][0][0] == 60
+    assert resumed.metadata["summary"]["iterations"] == full.metadata["summary"]["iterations"]
+    assert resumed.values() == full.values()
