@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import torch
 from fastapi import FastAPI
 
 from api import errors
@@ -15,6 +16,8 @@ from store.settings import Settings, get_settings
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     logging.basicConfig(level=settings.log_level)
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
     app = FastAPI(
         title="Crucible",
         version="0.1.0",

@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     model_cache_size: int = Field(8, ge=1, description="Models kept loaded by the API (LRU).")
     max_samples: int = Field(10_000, ge=1, description="Upper bound on `n` for /samples.")
     device: str = Field("auto", description="Training device for workers: auto, cpu, cuda[:N].")
+    torch_threads: int = Field(
+        1,
+        ge=0,
+        description="Threads torch may use in a worker or the API; 0 lets torch decide. One "
+        "is fastest for the small networks here and never oversubscribes a shared machine.",
+    )
     log_level: str = Field("INFO", description="Log level of the API and the worker.")
 
     @property

@@ -36,6 +36,8 @@ def worker_name() -> str:
 
 def run_job(job_id: str, settings: Settings, *, worker: str | None = None) -> str:
     """Run the job if this worker can claim it; return what happened, for logs and tests."""
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
     factory = session_factory(settings.resolved_database_url)
     artifacts = ArtifactStore(settings.resolved_artifact_dir)
     with session_scope(factory) as session:

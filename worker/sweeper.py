@@ -8,13 +8,19 @@ down) is sent now. Claims are atomic, so two sweepers sending the same job is ha
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
+from pathlib import Path
 
 from store import jobs
 from store.db import session_factory, session_scope
 from store.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# Touched on every sweep: the container health check reads its age. A Celery ping cannot be
+# used, because a solo-pool worker answers no control message while it trains.
+ALIVE_FILE = Path(tempfile.gettempdir()) / "crucible-worker.alive"
 
 
 def sweep_once(settings: Settings) -> list[str]:
@@ -40,6 +46,8 @@ class Sweeper(threading.Thread):
                 sweep_once(self._settings)
             except Exception:  # the database may be briefly unreachable; try again later
                 log.exception("sweep failed")
+            else:
+                ALIVE_FILE.touch()
             if self._stop_event.wait(self._settings.sweep_seconds):
                 return
 

@@ -1,0 +1,1 @@
+"""Benchmarks against the anchors, side by side in one run: `make bench`."""

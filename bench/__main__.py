@@ -1,0 +1,18 @@
+"""Run every benchmark: `python -m bench` (or `make bench`)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+BENCHMARKS = ["bench.bench_dp", "bench.bench_dqn"]
+
+
+def main(names: list[str]) -> None:
+    for name in names or BENCHMARKS:
+        print(f"== {name}", flush=True)
+        importlib.import_module(name).main()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
