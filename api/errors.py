@@ -68,11 +68,12 @@ def validation_errors(errors: list[Any], prefix: str = "") -> list[dict[str, Any
 
 def from_validation(errors: list[Any], prefix: str = "") -> ApiError:
     items = validation_errors(errors, prefix)
-    first = items[0] if items else {"field": prefix or None, "message": "invalid input"}
-    message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
+    field = str(items[0]["field"]) if items else (prefix or None)
+    detail = str(items[0]["message"]) if items else "invalid input"
+    message = f"{field}: {detail}" if field else detail
     if len(items) > 1:
         message += f" (and {len(items) - 1} more)"
-    return ApiError(422, "validation_error", message, field=first["field"], errors=items)
+    return ApiError(422, "validation_error", message, field=field, errors=items)
 
 
 def install(app: FastAPI) -> None:

@@ -42,7 +42,7 @@ class ArtifactError(MLError):
     code = "invalid_artifact"
 
 
-class TrainingStopped(Exception):  # noqa: N818 - it is a signal, not an error
+class TrainingStopped(Exception):
     """Raised by a training loop when `hooks.should_stop()` said so.
 
     The loop has already handed its last checkpoint to `hooks.on_checkpoint`, so the run can

@@ -14,9 +14,9 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import CursorResult, Executable, and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from store.models import Job, JobStatus, MetricPoint, utcnow
@@ -31,6 +31,12 @@ class JobNotFound(LookupError):
 
 class InvalidTransition(RuntimeError):
     """The job is not in a state that allows what was asked (e.g. cancelling a finished job)."""
+
+
+def _changed(session: Session, statement: Executable) -> int:
+    """Run an UPDATE and say how many rows it changed: how a conditional transition knows
+    whether it won."""
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
 
 
 def new_job_id() -> str:
@@ -106,15 +112,19 @@ def request_cancel(session: Session, *, job_id: str) -> Job:
     stops at its next step boundary."""
     job = get_job(session, job_id)
     now = utcnow()
-    done = session.execute(
+    done = _changed(
+        session,
         update(Job)
         .where(Job.id == job_id, Job.status == QUEUED)
-        .values(status=JobStatus.cancelled.value, cancel_requested=True, finished_at=now)
-    ).rowcount
+        .values(status=JobStatus.cancelled.value, cancel_requested=True, finished_at=now),
+    )
     if not done:
-        flagged = session.execute(
-            update(Job).where(Job.id == job_id, Job.status == RUNNING).values(cancel_requested=True)
-        ).rowcount
+        flagged = _changed(
+            session,
+            update(Job)
+            .where(Job.id == job_id, Job.status == RUNNING)
+            .values(cancel_requested=True),
+        )
         if not flagged:
             session.refresh(job)
             raise InvalidTransition(f"job {job_id} is already {job.status}")
@@ -146,7 +156,8 @@ def claim(session: Session, *, job_id: str, worker: str, lease_seconds: float) -
         Job.status == QUEUED,
         and_(Job.status == RUNNING, Job.lease_expires_at < now),
     )
-    taken = session.execute(
+    taken = _changed(
+        session,
         update(Job)
         .where(Job.id == job_id, claimable, Job.cancel_requested.is_(False))
         .values(
@@ -160,8 +171,8 @@ def claim(session: Session, *, job_id: str, worker: str, lease_seconds: float) -
             attempt_start_step=func.coalesce(Job.checkpoint_step, 0),
             progress_step=func.coalesce(Job.checkpoint_step, 0),
             error=None,
-        )
-    ).rowcount
+        ),
+    )
     session.refresh(job)
     if taken:
         return Claim(job, "claimed")
@@ -211,9 +222,7 @@ def record_progress(
 
 def record_checkpoint(session: Session, *, job_id: str, attempt: int, step: int) -> bool:
     return bool(
-        session.execute(
-            update(Job).where(_owned(job_id, attempt)).values(checkpoint_step=step)
-        ).rowcount
+        _changed(session, update(Job).where(_owned(job_id, attempt)).values(checkpoint_step=step))
     )
 
 
@@ -229,7 +238,7 @@ def start_resume(session: Session, *, job_id: str, attempt: int, step: int) -> N
 def add_metrics(session: Session, *, job_id: str, points: Iterable[tuple[str, int, float]]) -> None:
     rows = [{"job_id": job_id, "name": n, "step": s, "value": v} for n, s, v in points]
     if rows:
-        session.execute(MetricPoint.__table__.insert(), rows)
+        session.execute(insert(MetricPoint), rows)
 
 
 def finish(
@@ -251,20 +260,19 @@ def finish(
     }
     if status is JobStatus.succeeded:
         values |= {"artifact_path": artifact_path, "model_metadata": model_metadata}
-    return bool(
-        session.execute(update(Job).where(_owned(job_id, attempt)).values(**values)).rowcount
-    )
+    return bool(_changed(session, update(Job).where(_owned(job_id, attempt)).values(**values)))
 
 
 def release(session: Session, *, job_id: str, attempt: int) -> bool:
     """Hand a running job back to the queue (its worker is shutting down); it keeps its
     checkpoint, so whoever claims it next resumes."""
     return bool(
-        session.execute(
+        _changed(
+            session,
             update(Job)
             .where(_owned(job_id, attempt))
-            .values(status=QUEUED, worker=None, lease_expires_at=None, enqueued_at=utcnow())
-        ).rowcount
+            .values(status=QUEUED, worker=None, lease_expires_at=None, enqueued_at=utcnow()),
+        )
     )
 
 
@@ -308,11 +316,12 @@ def requeue_orphans(
                 .values(status=JobStatus.cancelled.value, finished_at=now, lease_expires_at=None)
             )
             continue
-        moved = session.execute(
+        moved = _changed(
+            session,
             update(Job)
             .where(Job.id == job.id, expired)
-            .values(status=QUEUED, worker=None, lease_expires_at=None, enqueued_at=now)
-        ).rowcount
+            .values(status=QUEUED, worker=None, lease_expires_at=None, enqueued_at=now),
+        )
         if moved:
             orphans.append(Orphan(job.id, job.queue))
     unsent = and_(
@@ -321,9 +330,7 @@ def requeue_orphans(
         Job.created_at < now - timedelta(seconds=unsent_after_seconds),
     )
     for job in session.scalars(select(Job).where(unsent)).all():
-        if session.execute(
-            update(Job).where(Job.id == job.id, unsent).values(enqueued_at=now)
-        ).rowcount:
+        if _changed(session, update(Job).where(Job.id == job.id, unsent).values(enqueued_at=now)):
             orphans.append(Orphan(job.id, job.queue))
     return orphans
 
