@@ -36,7 +36,12 @@ def send_duplicate(stack: Stack, job_id: str, queue: str) -> None:
 
 def test_cancel_running_and_queued_jobs(stack: Stack) -> None:
     running = stack.submit("dqn", LONG_DQN, seed=5)
-    stack.wait_for(running["id"], {"running"}, check=lambda j: j["progress"]["step"] > 0)
+    seen = stack.wait_for(
+        running["id"], {"running"}, check=lambda j: j["progress"]["eta_seconds"] is not None
+    )
+    progress = seen["progress"]
+    assert progress["total"] == LONG_DQN["total_steps"] and 0 < progress["fraction"] < 1
+    assert seen["worker"] and seen["heartbeat_at"] and seen["started_at"]
     waiting = stack.submit("value_iteration", {"env": {"kind": "frozen_lake"}})
     assert stack.job(waiting["id"])["status"] == "queued"
 
