@@ -21,8 +21,9 @@ from ml.errors import MLError, TrainingStopped
 from store import jobs
 from store.artifacts import ArtifactStore
 from store.db import session_factory, session_scope
-from store.models import JobStatus
+from store.models import Job, JobStatus
 from store.settings import Settings
+from worker.enqueue import enqueue_job
 from worker.hooks import SHUTDOWN, JobHooks
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ def run_job(job_id: str, settings: Settings, *, worker: str | None = None) -> st
         torch.set_num_threads(settings.torch_threads)
     factory = session_factory(settings.resolved_database_url)
     artifacts = ArtifactStore(settings.resolved_artifact_dir)
+    if SHUTDOWN.is_set():
+        return _pass_on(factory, job_id)
     with session_scope(factory) as session:
         claim = jobs.claim(
             session,
@@ -99,6 +102,17 @@ def run_job(job_id: str, settings: Settings, *, worker: str | None = None) -> st
     return outcome
 
 
+def _pass_on(factory: Factory, job_id: str) -> str:
+    """A message that arrives while the worker shuts down goes back to the broker unrun (its
+    own message is acknowledged when the task returns)."""
+    with session_scope(factory) as session:
+        job = session.get(Job, job_id)
+        queue = job.queue if job is not None and job.status == JobStatus.queued else None
+    if queue is not None:
+        enqueue_job(job_id, queue)
+    return "passed on: worker shutting down"
+
+
 def _resume_state(
     factory: Factory, artifacts: ArtifactStore, job_id: str, attempt: int
 ) -> dict[str, Any] | None:
@@ -124,8 +138,6 @@ def _stopped(
     if hooks.cancel_requested:
         return _finish(factory, job_id, attempt, JobStatus.cancelled)
     if SHUTDOWN.is_set():
-        from worker.enqueue import enqueue_job
-
         with session_scope(factory) as session:
             released = jobs.release(session, job_id=job_id, attempt=attempt)
         if released:

@@ -97,6 +97,14 @@ class Stack:
         )
         return proc
 
+    def worker_running(self, job: dict[str, Any]) -> subprocess.Popen[bytes]:
+        """The worker process holding a job's lease (job["worker"] is "host:pid")."""
+        pid = int(str(job["worker"]).rsplit(":", 1)[1])
+        return next(p for p in self.workers if p.pid == pid)
+
+    def alive_workers(self) -> list[subprocess.Popen[bytes]]:
+        return [p for p in self.workers if p.poll() is None]
+
     def kill_worker(self, proc: subprocess.Popen[bytes]) -> None:
         """kill -9: no shutdown handler runs, the lease is simply left to expire."""
         os.kill(proc.pid, signal.SIGKILL)
