@@ -9,20 +9,13 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from api.model_cache import ModelCache
-from store.db import session_factory
+from store.db import session_factory, session_scope
 from store.settings import Settings, get_settings
 
 
 def get_session(settings: Annotated[Settings, Depends(get_settings)]) -> Iterator[Session]:
-    session = session_factory(settings.resolved_database_url)()
-    try:
+    with session_scope(session_factory(settings.resolved_database_url)) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def get_model_cache(request: Request) -> ModelCache:

@@ -18,6 +18,9 @@ from worker.enqueue import enqueue_job
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
+JOB_COLUMNS = [name for name in JobPublic.model_fields if name in Job.__table__.columns]
+
+
 def to_public(job: Job) -> JobPublic:
     total = job.progress_total
     fraction = min(1.0, job.progress_step / total) if total else None
@@ -26,34 +29,12 @@ def to_public(job: Job) -> JobPublic:
     links = {"self": f"/v1/jobs/{job.id}", "metrics": f"/v1/jobs/{job.id}/metrics"}
     if job.status == JobStatus.succeeded:
         links["model"] = f"/v1/models/{job.id}"
-    return JobPublic(
-        id=job.id,
-        name=job.name,
-        algorithm=job.algorithm,
-        status=job.status,
-        config=job.config,
-        seed=job.seed,
-        tags=job.tags or {},
-        queue=job.queue,
-        progress=Progress(
-            step=job.progress_step,
-            total=total,
-            fraction=fraction,
-            eta_seconds=jobs.eta_seconds(job),
-        ),
-        attempt=job.attempt,
-        worker=job.worker,
-        error=job.error,
-        cancel_requested=job.cancel_requested,
-        checkpoint_step=job.checkpoint_step,
-        resumed_from_step=job.resumed_from_step,
-        created_at=job.created_at,
-        enqueued_at=job.enqueued_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        heartbeat_at=job.heartbeat_at,
-        links=links,
+    # Every column the public schema shares with the table, plus what is derived.
+    columns = {name: getattr(job, name) for name in JOB_COLUMNS}
+    progress = Progress(
+        step=job.progress_step, total=total, fraction=fraction, eta_seconds=jobs.eta_seconds(job)
     )
+    return JobPublic(**columns, progress=progress, links=links)
 
 
 def load_job(session: SessionDep, job_id: str) -> Job:

@@ -22,6 +22,7 @@ from api.schemas import (
     SamplesRequest,
     SamplesResponse,
 )
+from ml.errors import ArtifactError
 from ml.model import TrainedModel
 from store import jobs
 from store.models import Job, JobStatus
@@ -44,7 +45,10 @@ def load_model(
     session: SessionDep, cache: ModelCacheDep, model_id: str, query: str
 ) -> TrainedModel:
     job = succeeded_job(session, model_id)
-    model = cache.get(job.id, job.artifact_path or "")
+    try:
+        model = cache.get(job.id, job.artifact_path or "")
+    except ArtifactError as exc:  # the file is gone or damaged: our problem, not the client's
+        raise ApiError(503, "model_unavailable", f"model {model_id}: {exc.message}") from None
     if query not in model.queries:
         answers = ", ".join(model.queries)
         raise ApiError(

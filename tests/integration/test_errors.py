@@ -158,3 +158,10 @@ def test_model_of_unfinished_job(stack: Stack) -> None:
     body = error(stack, "GET", f"/v1/models/{job['id']}", 409)
     assert body["code"] == "model_not_ready"
     error(stack, "POST", f"/v1/models/{job['id']}/q-values", 409, json={"states": [0]})
+
+
+def test_missing_model_file_is_a_clear_503(stack: Stack) -> None:
+    job = stack.run("value_iteration", {"env": {"kind": "frozen_lake"}, "discount": 0.5})
+    (stack.var_dir / "artifacts" / "models" / f"{job['id']}.pt").unlink()
+    body = error(stack, "GET", f"/v1/models/{job['id']}/values", 503)
+    assert body["code"] == "model_unavailable"
