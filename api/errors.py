@@ -76,6 +76,23 @@ def from_validation(errors: list[Any], prefix: str = "") -> ApiError:
     return ApiError(422, "validation_error", message, field=field, errors=items)
 
 
+def limit_body_size(app: FastAPI, max_bytes: int) -> None:
+    """Refuse a declared body larger than `max_bytes` before reading it."""
+
+    @app.middleware("http")
+    async def _limit(request: Request, call_next: Any) -> Any:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            return JSONResponse(
+                error_body(
+                    "request_too_large",
+                    f"request body of {declared} bytes is over the limit of {max_bytes}",
+                ),
+                status_code=413,
+            )
+        return await call_next(request)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:

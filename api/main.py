@@ -25,6 +25,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.model_cache = ModelCache(settings.model_cache_size)
     errors.install(app)
+    errors.limit_body_size(app, settings.max_request_bytes)
     for module in (health, algorithms, jobs, models):
         app.include_router(module.router)
     return app

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     )
     model_cache_size: int = Field(8, ge=1, description="Models kept loaded by the API (LRU).")
     max_samples: int = Field(10_000, ge=1, description="Upper bound on `n` for /samples.")
+    max_request_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Larger request bodies are refused with 413."
+    )
     device: str = Field("auto", description="Training device for workers: auto, cpu, cuda[:N].")
     torch_threads: int = Field(
         1,

@@ -77,6 +77,9 @@ def test_malformed_requests(stack: Stack) -> None:
     error(stack, "GET", "/v1/models/does-not-exist", 404)
     error(stack, "GET", "/v1/algorithms/nope", 404)
     error(stack, "DELETE", "/v1/algorithms", 405)
+    huge = b'{"algorithm": "dqn", "name": "' + b"x" * (17 * 1024 * 1024) + b'"}'
+    body = error(stack, "POST", "/v1/jobs", 413, content=huge)
+    assert body["code"] == "request_too_large"
 
 
 @pytest.fixture(scope="module")
