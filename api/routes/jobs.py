@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import ValidationError
 
 import ml
-from api.deps import SessionDep
+from api.deps import ModelCacheDep, SessionDep
 from api.errors import ApiError, from_validation
 from api.schemas import JobCreate, JobPublic, JobsPublic, MetricSeries, MetricsPublic, Progress
 from store import jobs
@@ -99,8 +99,11 @@ def list_jobs(
 
 
 @router.get("/{job_id}")
-def get_job(job_id: str, session: SessionDep) -> JobPublic:
-    return to_public(load_job(session, job_id))
+def get_job(job_id: str, session: SessionDep, cache: ModelCacheDep) -> JobPublic:
+    job = load_job(session, job_id)
+    if job.status == JobStatus.succeeded and job.artifact_path:
+        cache.warm(job.id, job.artifact_path)  # the client's next call is likely a query
+    return to_public(job)
 
 
 @router.post("/{job_id}/cancel", status_code=202)

@@ -26,3 +26,36 @@ def test_lru_loads_once_and_evicts_oldest() -> None:
     cache.get("c", "/c")  # evicts b
     assert "a" in cache and "c" in cache and "b" not in cache and len(cache) == 2
     assert loads == ["/a", "/b", "/c"]
+
+
+def test_warm_loads_in_the_background_once() -> None:
+    from api.model_cache import ModelCache
+
+    loads: list[str] = []
+
+    def loader(path: str) -> TrainedModel:
+        loads.append(path)
+        return Dummy({})
+
+    cache = ModelCache(2, loader=loader)
+    thread = cache.warm("a", "/a")
+    assert thread is not None
+    thread.join(timeout=5)
+    assert "a" in cache
+    assert cache.warm("a", "/a") is None  # already loaded: nothing to do
+    cache.get("a", "/a")
+    assert loads == ["/a"]
+
+
+def test_warm_failure_is_not_fatal() -> None:
+    from api.model_cache import ModelCache
+
+    def loader(path: str) -> TrainedModel:
+        raise FileNotFoundError(path)
+
+    cache = ModelCache(2, loader=loader)
+    thread = cache.warm("a", "/missing")
+    assert thread is not None
+    thread.join(timeout=5)
+    assert "a" not in cache
+    assert cache.warm("a", "/missing") is not None  # may be tried again later

@@ -164,7 +164,13 @@ def test_model_of_unfinished_job(stack: Stack) -> None:
 
 
 def test_missing_model_file_is_a_clear_503(stack: Stack) -> None:
-    job = stack.run("value_iteration", {"env": {"kind": "frozen_lake"}, "discount": 0.5})
+    job = stack.submit("value_iteration", {"env": {"kind": "frozen_lake"}, "discount": 0.5})
+
+    def succeeded() -> bool:  # polled through the list, which does not warm the model cache
+        listed = stack.client.get("/v1/jobs", params={"status": "succeeded", "limit": 500})
+        return any(j["id"] == job["id"] for j in listed.json()["data"])
+
+    stack.wait_until(succeeded, 60, "the job to succeed")
     (stack.var_dir / "artifacts" / "models" / f"{job['id']}.pt").unlink()
     body = error(stack, "GET", f"/v1/models/{job['id']}/values", 503)
     assert body["code"] == "model_unavailable"
