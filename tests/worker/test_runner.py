@@ -1,0 +1,91 @@
+"""The task body, called directly against a real SQLite database and artifact folder:
+outcomes are recorded, failures are readable, and nothing a job does kills the worker."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+import ml
+from ml.errors import ConfigError
+from store import jobs
+from store.db import session_factory, session_scope
+from store.settings import Settings
+from tests.helpers import migrate
+from worker.runner import run_job
+
+
+class EmptyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    migrate(url)
+    return Settings(var_dir=tmp_path, database_url=url, heartbeat_seconds=0.2)
+
+
+def submit(settings: Settings, algorithm: str, config: dict[str, Any] | None = None) -> str:
+    with session_scope(session_factory(settings.resolved_database_url)) as session:
+        job = jobs.create_job(
+            session, algorithm=algorithm, config=config or {}, seed=0, queue="cpu"
+        )
+        return job.id
+
+
+def job_row(settings: Settings, job_id: str) -> Any:
+    with session_scope(session_factory(settings.resolved_database_url)) as session:
+        return jobs.get_job(session, job_id)
+
+
+@pytest.fixture
+def broken_algorithms(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two algorithms that fail the two ways a run can fail."""
+    base = ml.ALGORITHMS["value_iteration"]
+
+    def bug(*_: Any, **__: Any) -> ml.TrainedModel:
+        raise RuntimeError("boom")
+
+    def bad_input(*_: Any, **__: Any) -> ml.TrainedModel:
+        raise ConfigError("the grid has no reachable goal", field="env")
+
+    for name, fn in (("crashes", bug), ("rejects", bad_input)):
+        algo = replace(base, name=name, config=EmptyConfig, train=fn)
+        monkeypatch.setitem(ml.ALGORITHMS, name, algo)
+
+
+def test_success_records_model_and_is_idempotent(settings: Settings) -> None:
+    job_id = submit(settings, "value_iteration", {"env": {"kind": "frozen_lake"}})
+    assert run_job(job_id, settings, worker="w1") == "succeeded"
+    row = job_row(settings, job_id)
+    assert row.status == "succeeded" and row.attempt == 1 and row.worker == "w1"
+    assert Path(row.artifact_path).is_file()
+    assert row.model_metadata["kind"] == "value_iteration"
+    assert ml.load(row.artifact_path).values()["values"][0] == pytest.approx(0.542, abs=1e-3)
+    # the same message again does nothing
+    assert run_job(job_id, settings, worker="w2") == "skipped: job is succeeded"
+    assert job_row(settings, job_id).attempt == 1
+
+
+@pytest.mark.usefixtures("broken_algorithms")
+def test_failures_are_recorded_readably(settings: Settings) -> None:
+    crashed = submit(settings, "crashes")
+    assert run_job(crashed, settings) == "failed"
+    assert job_row(settings, crashed).error == "internal error: RuntimeError: boom"
+
+    rejected = submit(settings, "rejects")
+    assert run_job(rejected, settings) == "failed"
+    assert job_row(settings, rejected).error == "the grid has no reachable goal"
+
+
+def test_cancel_requested_before_claim_never_runs(settings: Settings) -> None:
+    job_id = submit(settings, "value_iteration")
+    with session_scope(session_factory(settings.resolved_database_url)) as session:
+        jobs.request_cancel(session, job_id=job_id)
+    assert run_job(job_id, settings) == "skipped: job is cancelled"
+    assert job_row(settings, job_id).attempt == 0
