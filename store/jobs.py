@@ -65,6 +65,7 @@ def create_job(
         cancel_requested=False,
         progress_step=0,
         attempt=0,
+        lost_workers=0,
         attempt_start_step=0,
     )
     session.add(job)
@@ -297,7 +298,8 @@ def requeue_orphans(
     expired = and_(Job.status == RUNNING, Job.lease_expires_at < now)
     orphans: list[Orphan] = []
     for job in session.scalars(select(Job).where(expired)).all():
-        if job.attempt >= max_attempts:
+        lost = job.lost_workers + 1  # releases at a clean shutdown do not count
+        if lost >= max_attempts:
             session.execute(
                 update(Job)
                 .where(Job.id == job.id, expired)
@@ -305,7 +307,8 @@ def requeue_orphans(
                     status=JobStatus.failed.value,
                     finished_at=now,
                     lease_expires_at=None,
-                    error=f"worker lost {job.attempt} times (last: {job.worker}); giving up",
+                    lost_workers=lost,
+                    error=f"worker lost {lost} times (last: {job.worker}); giving up",
                 )
             )
             continue
@@ -320,7 +323,13 @@ def requeue_orphans(
             session,
             update(Job)
             .where(Job.id == job.id, expired)
-            .values(status=QUEUED, worker=None, lease_expires_at=None, enqueued_at=now),
+            .values(
+                status=QUEUED,
+                worker=None,
+                lease_expires_at=None,
+                enqueued_at=now,
+                lost_workers=lost,
+            ),
         )
         if moved:
             orphans.append(Orphan(job.id, job.queue))

@@ -90,6 +90,9 @@ class Job(Base):
 
     # The lease: who runs the job, which attempt, and until when nobody else may.
     attempt: Mapped[int] = mapped_column(Integer, default=0)
+    # Attempts whose worker died (lease expired); MAX_ATTEMPTS bounds this, not `attempt`,
+    # which also counts clean hand-backs at a worker's shutdown.
+    lost_workers: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(255))
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)

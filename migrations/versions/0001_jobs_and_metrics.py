@@ -35,6 +35,7 @@ def upgrade() -> None:
     sa.Column('attempt_started_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('attempt_start_step', sa.Integer(), nullable=False),
     sa.Column('attempt', sa.Integer(), nullable=False),
+    sa.Column('lost_workers', sa.Integer(), nullable=False),
     sa.Column('worker', sa.String(length=255), nullable=True),
     sa.Column('heartbeat_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('lease_expires_at', sa.DateTime(timezone=True), nullable=True),

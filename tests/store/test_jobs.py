@@ -21,7 +21,7 @@ def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionm
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     else:
-        url = request.getfixturevalue("postgres_url")
+        url = request.getfixturevalue("module_postgres_url")
     migrate(url)
     engine = make_engine(url)
     yield sessionmaker(bind=engine, expire_on_commit=False)
@@ -82,10 +82,31 @@ def test_orphan_past_max_attempts_fails(factory: sessionmaker[Session]) -> None:
         jobs.claim(s, job_id=job_id, worker="a", lease_seconds=0.01)
         s.commit()
         time.sleep(0.05)
-        assert jobs.requeue_orphans(s, max_attempts=1) == []
+        assert jobs.requeue_orphans(s, max_attempts=2) != []  # first loss: back to the queue
+        s.commit()
+        jobs.claim(s, job_id=job_id, worker="b", lease_seconds=0.01)
+        s.commit()
+        time.sleep(0.05)
+        assert jobs.requeue_orphans(s, max_attempts=2) == []  # second loss: give up
         s.commit()
         job = jobs.get_job(s, job_id)
-        assert job.status == "failed" and "worker lost 1 times" in (job.error or "")
+        assert job.status == "failed" and "worker lost 2 times (last: b)" in (job.error or "")
+
+
+def test_clean_release_is_not_a_lost_worker(factory: sessionmaker[Session]) -> None:
+    with factory() as s:
+        job_id = new_job(s)
+        for attempt in (1, 2):
+            jobs.claim(s, job_id=job_id, worker="a", lease_seconds=60)
+            assert jobs.release(s, job_id=job_id, attempt=attempt)
+            s.commit()
+        jobs.claim(s, job_id=job_id, worker="a", lease_seconds=0.01)
+        s.commit()
+        time.sleep(0.05)
+        assert [o.job_id for o in jobs.requeue_orphans(s, max_attempts=2)] == [job_id]
+        s.commit()
+        job = jobs.get_job(s, job_id)
+        assert job.status == "queued" and job.attempt == 3 and job.lost_workers == 1
 
 
 def test_cancel_queued_never_runs_and_running_is_flagged(factory: sessionmaker[Session]) -> None:
