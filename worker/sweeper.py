@@ -12,9 +12,12 @@ import tempfile
 import threading
 from pathlib import Path
 
+from sqlalchemy import create_engine, inspect, text
+
 from store import jobs
 from store.db import session_factory, session_scope
 from store.settings import Settings
+from worker.enqueue import enqueue_job
 
 log = logging.getLogger(__name__)
 
@@ -23,14 +26,32 @@ log = logging.getLogger(__name__)
 ALIVE_FILE = Path(tempfile.gettempdir()) / "crucible-worker.alive"
 
 
-def sweep_once(settings: Settings) -> list[str]:
-    from worker.enqueue import enqueue_job
+def prune_embedded_broker(broker_url: str) -> int:
+    """Delete messages kombu's SQLAlchemy transport has delivered; it only marks them
+    invisible, so the embedded broker's file would grow with every job. A delivered message
+    is never read again (an unacknowledged one is re-sent as a new row), so this is safe."""
+    if not broker_url.startswith("sqla+"):
+        return 0
+    engine = create_engine(broker_url.removeprefix("sqla+"), connect_args={"timeout": 30})
+    try:
+        with engine.begin() as conn:
+            if not inspect(conn).has_table("kombu_message"):
+                return 0
+            deleted = conn.execute(
+                text("DELETE FROM kombu_message WHERE visible = :no"), {"no": False}
+            )
+            return int(deleted.rowcount)
+    finally:
+        engine.dispose()
 
+
+def sweep_once(settings: Settings) -> list[str]:
     with session_scope(session_factory(settings.resolved_database_url)) as session:
         orphans = jobs.requeue_orphans(session, max_attempts=settings.max_attempts)
     for orphan in orphans:
         log.warning("re-enqueueing orphaned job %s on %s", orphan.job_id, orphan.queue)
         enqueue_job(orphan.job_id, orphan.queue)
+    prune_embedded_broker(settings.resolved_broker_url)
     return [o.job_id for o in orphans]
 
 
