@@ -28,8 +28,6 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ml.validation import grid_states
-
 ACTION_NAMES = ("left", "down", "right", "up")
 # (d_row, d_col) of each action, in ACTION_NAMES order.
 MOVES = np.array([[0, -1], [1, 0], [0, 1], [-1, 0]])
@@ -245,8 +243,3 @@ def build_frozen_lake(env: FrozenLakeEnv) -> TabularMDP:
         wall=np.zeros(n_states, dtype=bool),
         state_reward=(cells == "G").astype(np.float64),
     )
-
-
-def resolve_states(states: Any, shape: tuple[int, int], *, field: str = "states") -> np.ndarray:
-    """State indices of a query: flat indices or [row, col] pairs (QueryError otherwise)."""
-    return grid_states(states, (int(shape[0]), int(shape[1])), field=field)

@@ -24,9 +24,6 @@ from ml.errors import ArtifactError, UnsupportedQuery
 
 FORMAT_VERSION = 1
 
-# All query names a model may answer; the API has one endpoint per name.
-QUERY_NAMES = ("samples", "q-values", "actions", "values", "rewards")
-
 _KINDS: dict[str, type[TrainedModel]] = {}
 
 

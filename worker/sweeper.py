@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
+from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Engine, create_engine, inspect, text
 
 from store import jobs
 from store.db import session_factory, session_scope
@@ -32,17 +33,17 @@ def prune_embedded_broker(broker_url: str) -> int:
     is never read again (an unacknowledged one is re-sent as a new row), so this is safe."""
     if not broker_url.startswith("sqla+"):
         return 0
-    engine = create_engine(broker_url.removeprefix("sqla+"), connect_args={"timeout": 30})
-    try:
-        with engine.begin() as conn:
-            if not inspect(conn).has_table("kombu_message"):
-                return 0
-            deleted = conn.execute(
-                text("DELETE FROM kombu_message WHERE visible = :no"), {"no": False}
-            )
-            return int(deleted.rowcount)
-    finally:
-        engine.dispose()
+    with _broker_engine(broker_url.removeprefix("sqla+")).begin() as conn:
+        if not inspect(conn).has_table("kombu_message"):
+            return 0
+        deleted = conn.execute(text("DELETE FROM kombu_message WHERE visible = :no"), {"no": False})
+        return int(deleted.rowcount)
+
+
+@lru_cache(maxsize=4)
+def _broker_engine(url: str) -> Engine:
+    """One engine per broker URL for the life of the worker, not one per sweep."""
+    return create_engine(url, connect_args={"timeout": 30})
 
 
 def sweep_once(settings: Settings) -> list[str]:

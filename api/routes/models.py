@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+import ml
 from api.deps import ModelCacheDep, SessionDep, SettingsDep
 from api.errors import ApiError
 from api.routes.jobs import load_job
@@ -81,8 +82,6 @@ def get_model(model_id: str, session: SessionDep) -> ModelPublic:
 
 
 def _queries(algorithm: str) -> tuple[str, ...]:
-    import ml
-
     return ml.ALGORITHMS[algorithm].queries if algorithm in ml.ALGORITHMS else ()
 
 

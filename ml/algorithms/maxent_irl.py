@@ -47,11 +47,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from ml import dp
 from ml.algorithms.value_iteration import TabularValueModel, mdp_description, mdp_shapes
 from ml.errors import TrainingStopped
-from ml.gridworld import GridEnv, TabularMDP, build_grid, resolve_states
+from ml.gridworld import GridEnv, TabularMDP, build_grid
 from ml.hooks import Hooks
 from ml.model import TrainedModel
 from ml.registry import Algorithm
 from ml.seeding import seed_everything
+from ml.validation import grid_states
 from ml.versions import library_versions
 
 LOG_INTERVAL = 10  # gradient steps between metrics and progress reports
@@ -332,7 +333,7 @@ class MaxEntIRLModel(TabularValueModel):
     def rewards(self, states: list[Any] | None = None) -> dict[str, Any]:
         """Learned reward of the given states, or the whole table laid out on the grid."""
         if states is not None:
-            index = resolve_states(states, self.grid_shape)
+            index = grid_states(states, self.grid_shape)
             return {"rewards": self.reward[index].tolist()}
         return {
             "rewards": self.reward.tolist(),

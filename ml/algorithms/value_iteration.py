@@ -25,11 +25,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ml import dp
 from ml.errors import QueryError, TrainingStopped
-from ml.gridworld import EnvSpec, GridEnv, TabularMDP, build_mdp, resolve_states
+from ml.gridworld import EnvSpec, GridEnv, TabularMDP, build_mdp
 from ml.hooks import Hooks
 from ml.model import TrainedModel
 from ml.registry import Algorithm
 from ml.seeding import seed_everything
+from ml.validation import grid_states
 from ml.versions import library_versions
 
 LOG_INTERVAL = 10  # sweeps between "dp/delta" metrics and progress reports
@@ -200,7 +201,7 @@ class TabularValueModel(TrainedModel):
                 "pairs), not by 'observations'",
                 field="states" if observations is None else "observations",
             )
-        index = resolve_states(states, self.grid_shape)
+        index = grid_states(states, self.grid_shape)
         q = self.Q[index]  # q[i, a]
         return {"q_values": q.tolist(), "actions": dp.greedy(q).tolist()}
 

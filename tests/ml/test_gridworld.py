@@ -15,8 +15,8 @@ from ml.gridworld import (
     GridEnv,
     build_frozen_lake,
     build_grid,
-    resolve_states,
 )
+from ml.validation import grid_states
 
 LEFT, DOWN, RIGHT, UP = 0, 1, 2, 3
 
@@ -102,8 +102,8 @@ def test_frozen_lake_matches_gymnasium_table(map_name: str, slippery: bool) -> N
     assert mdp.start[0] == 1.0
 
 
-def test_resolve_states_accepts_indices_and_pairs() -> None:
-    assert resolve_states([0, [1, 2], 5], (2, 3)).tolist() == [0, 5, 5]
+def test_grid_states_accepts_indices_and_pairs() -> None:
+    assert grid_states([0, [1, 2], 5], (2, 3)).tolist() == [0, 5, 5]
     for bad in ([6], [[2, 0]], [[0, -1]], ["a"], [], None, [True]):
         with pytest.raises(QueryError):
-            resolve_states(bad, (2, 3))
+            grid_states(bad, (2, 3))
