@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ml.errors import MLError
+from ml.core.errors import MLError
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from api import errors
 from api.model_cache import ModelCache
 from api.routes import algorithms, health, jobs, models
+from store.artifacts import open_artifact_store
 from store.settings import Settings, get_settings
 
 
@@ -23,7 +24,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Train generative and decision-making models over HTTP, then query them.",
     )
-    app.state.model_cache = ModelCache(settings.model_cache_size)
+    app.state.artifacts = open_artifact_store(settings)
+    app.state.model_cache = ModelCache(settings.model_cache_size, app.state.artifacts.load_model)
     errors.install(app)
     errors.limit_body_size(app, settings.max_request_bytes)
     for module in (health, algorithms, jobs, models):

@@ -12,14 +12,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
-import ml
-from ml.model import TrainedModel
+from ml.core.model import TrainedModel
 
 log = logging.getLogger(__name__)
 
 
 class ModelCache:
-    def __init__(self, size: int, loader: Callable[[str], TrainedModel] = ml.load) -> None:
+    def __init__(self, size: int, loader: Callable[[str], TrainedModel]) -> None:
         self._size = size
         self._loader = loader
         self._models: OrderedDict[str, TrainedModel] = OrderedDict()

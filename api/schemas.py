@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ml.validation import MAX_BATCH
+from ml.core.validation import MAX_BATCH
 
 MAX_SEED = 2**31 - 1
 

@@ -10,8 +10,8 @@ import mdptoolbox.mdp
 import numpy as np
 
 from bench.common import best_time, report
-from ml import dp
-from ml.gridworld import FrozenLakeEnv, build_mdp
+from ml.tabular import dp
+from ml.tabular.gridworld import FrozenLakeEnv, build_mdp
 
 
 def random_mdp(n_states: int, n_actions: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ from stable_baselines3 import DQN
 
 import ml
 from bench.common import report
-from ml.envs import evaluate, make_env
+from ml.rl.envs import evaluate, make_env
 
 STEPS = 20_000
 SEED = 0

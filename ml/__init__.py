@@ -10,12 +10,14 @@ It knows nothing of the service: no FastAPI, Celery or SQLAlchemy here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from ml.errors import ConfigError, QueryError, TrainingStopped, UnsupportedQuery
-from ml.hooks import Hooks, NullHooks, RecordingHooks
-from ml.model import TrainedModel, load
-from ml.registry import ALGORITHMS, Algorithm, get_algorithm
+from ml.core.algorithm import Algorithm
+from ml.core.errors import ConfigError, QueryError, TrainingStopped, UnsupportedQuery
+from ml.core.hooks import Hooks, NullHooks, RecordingHooks
+from ml.core.model import TrainedModel, load
+from ml.registry import ALGORITHMS, get_algorithm
 
 __all__ = [
     "ALGORITHMS",
@@ -42,8 +44,16 @@ def train(
     hooks: Hooks | None = None,
     device: str | None = None,
     resume: dict[str, Any] | None = None,
+    datasets: Mapping[str, Any] | None = None,
 ) -> TrainedModel:
-    """Validate `config` against the algorithm's schema and train; see `ml.hooks`."""
+    """Validate `config` against the algorithm's schema and train; see `ml.core.hooks`."""
     algo = get_algorithm(algorithm)
     parsed = algo.config.model_validate(config or {})
-    return algo.run(parsed, seed=seed, hooks=hooks or NullHooks(), device=device, resume=resume)
+    return algo.run(
+        parsed,
+        seed=seed,
+        hooks=hooks or NullHooks(),
+        device=device,
+        resume=resume,
+        datasets=datasets,
+    )

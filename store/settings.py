@@ -23,9 +23,20 @@ class Settings(BaseSettings):
     broker_url: str = Field(
         "", description="Celery broker URL; empty means kombu's SQLAlchemy transport on SQLite."
     )
-    artifact_dir: Path | None = Field(
-        None, description="Where models and checkpoints go; empty means VAR_DIR/artifacts."
+    artifact_url: str = Field(
+        "",
+        description="Where models, checkpoints, datasets and query results go: a folder, or "
+        "s3://bucket/prefix on an S3-compatible server; empty means VAR_DIR/artifacts.",
     )
+    artifact_dir: Path | None = Field(
+        None, description="Deprecated alias of ARTIFACT_URL for a local folder (until v2)."
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="Endpoint of the S3-compatible server; empty means AWS itself."
+    )
+    aws_access_key_id: str | None = Field(None, description="S3 access key.")
+    aws_secret_access_key: str | None = Field(None, description="S3 secret key.")
+    aws_region: str = Field("us-east-1", description="S3 region (any value for most servers).")
     lease_seconds: float = Field(
         60.0, gt=0, description="A running job whose heartbeat is older than this is orphaned."
     )
@@ -44,7 +55,15 @@ class Settings(BaseSettings):
     model_cache_size: int = Field(8, ge=1, description="Models kept loaded by the API (LRU).")
     max_samples: int = Field(10_000, ge=1, description="Upper bound on `n` for /samples.")
     max_request_bytes: int = Field(
-        16 * 1024 * 1024, ge=1024, description="Larger request bodies are refused with 413."
+        16 * 1024 * 1024, ge=1024, description="Larger JSON bodies are refused with 413."
+    )
+    max_upload_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1024,
+        description="Larger dataset or model uploads are refused with 413.",
+    )
+    query_result_ttl_seconds: float = Field(
+        3600.0, gt=0, description="How long a heavy query's result is kept and reused."
     )
     device: str = Field("auto", description="Training device for workers: auto, cpu, cuda[:N].")
     torch_threads: int = Field(
@@ -64,8 +83,10 @@ class Settings(BaseSettings):
         return self.broker_url or f"sqla+sqlite:///{(self.var_dir / 'broker.sqlite').resolve()}"
 
     @property
-    def resolved_artifact_dir(self) -> Path:
-        return (self.artifact_dir or self.var_dir / "artifacts").resolve()
+    def resolved_artifact_url(self) -> str:
+        if self.artifact_url:
+            return self.artifact_url
+        return str((self.artifact_dir or self.var_dir / "artifacts").resolve())
 
     @property
     def embedded(self) -> bool:

@@ -17,9 +17,9 @@ import torch
 from sqlalchemy.orm import Session, sessionmaker
 
 import ml
-from ml.errors import MLError, TrainingStopped
+from ml.core.errors import MLError, TrainingStopped
 from store import jobs
-from store.artifacts import ArtifactStore
+from store.artifacts import ArtifactStore, open_artifact_store
 from store.db import session_factory, session_scope
 from store.models import Job, JobStatus
 from store.settings import Settings
@@ -40,7 +40,7 @@ def run_job(job_id: str, settings: Settings, *, worker: str | None = None) -> st
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     factory = session_factory(settings.resolved_database_url)
-    artifacts = ArtifactStore(settings.resolved_artifact_dir)
+    artifacts = open_artifact_store(settings)
     if SHUTDOWN.is_set():
         return _pass_on(factory, job_id)
     with session_scope(factory) as session:
@@ -75,8 +75,7 @@ def run_job(job_id: str, settings: Settings, *, worker: str | None = None) -> st
             model = algorithm.run(
                 config, seed=job.seed, hooks=hooks, device=settings.device, resume=resume
             )
-            path = artifacts.model_path(job_id)
-            model.save(path)
+            uri = artifacts.save_model(f"models/{job_id}.pt", model)
     except TrainingStopped as stop:
         return _stopped(factory, hooks, job_id, attempt, job.queue, stop.step)
     except MLError as exc:
@@ -95,7 +94,7 @@ def run_job(job_id: str, settings: Settings, *, worker: str | None = None) -> st
         job_id,
         attempt,
         JobStatus.succeeded,
-        artifact_path=str(path),
+        artifact_path=uri,
         model_metadata=model.metadata,
     )
     artifacts.delete_checkpoint(job_id)

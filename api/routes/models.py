@@ -23,8 +23,8 @@ from api.schemas import (
     SamplesRequest,
     SamplesResponse,
 )
-from ml.errors import ArtifactError
-from ml.model import TrainedModel
+from ml.core.errors import ArtifactError
+from ml.core.model import TrainedModel
 from store import jobs
 from store.models import Job, JobStatus
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ml.model import TrainedModel
+from ml.core.model import TrainedModel
 
 
 class Dummy(TrainedModel):

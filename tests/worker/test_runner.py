@@ -11,8 +11,9 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 import ml
-from ml.errors import ConfigError
+from ml.core.errors import ConfigError
 from store import jobs
+from store.artifacts import open_artifact_store
 from store.db import session_factory, session_scope
 from store.settings import Settings
 from tests.helpers import migrate
@@ -64,9 +65,10 @@ def test_success_records_model_and_is_idempotent(settings: Settings) -> None:
     assert run_job(job_id, settings, worker="w1") == "succeeded"
     row = job_row(settings, job_id)
     assert row.status == "succeeded" and row.attempt == 1 and row.worker == "w1"
-    assert Path(row.artifact_path).is_file()
+    assert row.artifact_path.startswith("file://")
     assert row.model_metadata["kind"] == "value_iteration"
-    assert ml.load(row.artifact_path).values()["values"][0] == pytest.approx(0.542, abs=1e-3)
+    model = open_artifact_store(settings).load_model(row.artifact_path)
+    assert model.values()["values"][0] == pytest.approx(0.542, abs=1e-3)
     # the same message again does nothing
     assert run_job(job_id, settings, worker="w2") == "skipped: job is succeeded"
     assert job_row(settings, job_id).attempt == 1

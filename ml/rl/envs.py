@@ -14,7 +14,7 @@ from typing import Literal, get_args
 import gymnasium as gym
 import numpy as np
 
-from ml.errors import ConfigError
+from ml.core.errors import ConfigError
 
 EnvId = Literal["CartPole-v1", "Acrobot-v1", "MountainCar-v0"]
 ENV_IDS: tuple[str, ...] = get_args(EnvId)

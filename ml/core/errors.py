@@ -52,3 +52,14 @@ class TrainingStopped(Exception):
     def __init__(self, step: int) -> None:
         super().__init__(f"training stopped at step {step}")
         self.step = step
+
+
+class TrainingAborted(Exception):
+    """Raised by a training loop whose health check found the run cannot succeed (diverged,
+    collapsed): the job ends `failed` with `code` as its error code, not as a crash."""
+
+    def __init__(self, code: str, message: str, *, step: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.step = step

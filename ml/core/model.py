@@ -12,6 +12,7 @@ a Q-network for samples gets a clear error instead of an AttributeError.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ml.errors import ArtifactError, UnsupportedQuery
+from ml.core.errors import ArtifactError, UnsupportedQuery
 
 FORMAT_VERSION = 1
 
@@ -54,15 +55,22 @@ class TrainedModel:
     def from_state(cls, metadata: dict[str, Any], state: dict[str, Any]) -> TrainedModel:
         raise NotImplementedError
 
-    def save(self, path: str | Path) -> None:
-        """Write atomically, so a reader never sees half a model."""
-        payload = {
+    def payload(self) -> dict[str, Any]:
+        """The model file's content: plain containers and tensors only."""
+        return {
             "format": FORMAT_VERSION,
             "kind": self.kind,
             "metadata": self.metadata,
             "state": self.state(),
         }
-        atomic_torch_save(payload, Path(path))
+
+    def save(self, path: str | Path) -> None:
+        """Write atomically, so a reader never sees half a model."""
+        atomic_torch_save(self.payload(), Path(path))
+
+    def to_bytes(self) -> bytes:
+        """The model file as bytes, for an artifact store."""
+        return torch_bytes(self.payload())
 
     @property
     def shapes(self) -> dict[str, Any]:
@@ -106,6 +114,20 @@ def atomic_torch_save(payload: Any, path: Path) -> None:
         raise
 
 
+def torch_bytes(payload: Any) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()
+
+
+def safe_torch_loads(data: bytes, *, name: str = "artifact") -> Any:
+    """Load bytes made of tensors and plain containers; never unpickles arbitrary objects."""
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt, truncated, or not made of safe types
+        raise ArtifactError(f"cannot read {name}: {exc}") from exc
+
+
 def safe_torch_load(path: str | Path) -> Any:
     """Load a file made of tensors and plain containers; never unpickles arbitrary objects."""
     path = Path(path)
@@ -119,10 +141,28 @@ def safe_torch_load(path: str | Path) -> Any:
 
 def load(path: str | Path) -> TrainedModel:
     """Load any model saved by `TrainedModel.save`."""
-    payload = safe_torch_load(path)
+    return from_payload(safe_torch_load(path), name=Path(path).name)
+
+
+def load_bytes(data: bytes, *, name: str = "model file") -> TrainedModel:
+    """Load a model from the bytes of a model file (an upload, an object in S3)."""
+    return from_payload(safe_torch_loads(data, name=name), name=name)
+
+
+def from_payload(payload: Any, *, name: str = "model file") -> TrainedModel:
+    """Rebuild a model from a loaded file, checking it is one: any mismatch (a file from
+    elsewhere, a tampered state) is an `ArtifactError`, never a crash."""
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
-        raise ArtifactError(f"{Path(path).name} is not a Crucible model file")
+        raise ArtifactError(f"{name} is not a Crucible model file")
     kind = payload.get("kind")
     if kind not in _KINDS:
-        raise ArtifactError(f"unknown model kind {kind!r}")
-    return _KINDS[kind].from_state(payload["metadata"], payload["state"])
+        raise ArtifactError(f"{name}: unknown model kind {kind!r}")
+    metadata, state = payload.get("metadata"), payload.get("state")
+    if not isinstance(metadata, dict) or not isinstance(state, dict):
+        raise ArtifactError(f"{name}: metadata and state must be dictionaries")
+    try:
+        return _KINDS[kind].from_state(metadata, state)
+    except ArtifactError:
+        raise
+    except Exception as exc:  # missing keys, wrong shapes: the file does not fit its kind
+        raise ArtifactError(f"{name}: not a valid {kind} model ({exc})") from exc

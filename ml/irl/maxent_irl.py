@@ -10,10 +10,10 @@ counts and the counts the model expects (Eq. 6):
     grad L(theta) = f~ - sum_s D_s f(s)
 
 where D_s are the expected state visitation frequencies of the max-ent policy, found by a
-backward pass (soft value iteration, `ml.dp.soft_value_iteration`) and a forward pass
-(`ml.dp.state_visitation`) over the demonstrations' horizon: Algorithm 1 of the paper, in the
-log-space form of Ziebart 2010 that imitation's `mce_irl.py` uses. Gradient ascent (Adam by
-default) runs until the gradient's norm falls below `tolerance`.
+backward pass (soft value iteration, `ml.tabular.dp.soft_value_iteration`) and a forward pass
+(`ml.tabular.dp.state_visitation`) over the demonstrations' horizon: Algorithm 1 of the
+paper, in the log-space form of Ziebart 2010 that imitation's `mce_irl.py` uses. Gradient
+ascent (Adam by default) runs until the gradient's norm falls below `tolerance`.
 
 The setting: a `GridEnv` whose true reward (step, goal and hazard rewards, as the reward for
 entering each cell) is hidden from the learner. Demonstrations come from the optimal policy of
@@ -38,22 +38,23 @@ is avoided, not how bad it is. The policy stays near-optimal, but the reward cor
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from ml import dp
-from ml.algorithms.value_iteration import TabularValueModel, mdp_description, mdp_shapes
-from ml.errors import TrainingStopped
-from ml.gridworld import GridEnv, TabularMDP, build_grid
-from ml.hooks import Hooks
-from ml.model import TrainedModel
-from ml.registry import Algorithm
-from ml.seeding import seed_everything
-from ml.validation import grid_states
-from ml.versions import library_versions
+from ml.core.algorithm import Algorithm
+from ml.core.errors import TrainingStopped
+from ml.core.hooks import Hooks
+from ml.core.model import TrainedModel
+from ml.core.seeding import seed_everything
+from ml.core.validation import grid_states
+from ml.core.versions import library_versions
+from ml.tabular import dp
+from ml.tabular.gridworld import GridEnv, TabularMDP, build_grid
+from ml.tabular.value_iteration import TabularValueModel, mdp_description, mdp_shapes
 
 LOG_INTERVAL = 10  # gradient steps between metrics and progress reports
 VI_TOLERANCE = 1e-8
@@ -199,6 +200,7 @@ def train(
     hooks: Hooks,
     device: str | None = None,
     resume: dict[str, Any] | None = None,
+    datasets: Mapping[str, Any] | None = None,
 ) -> MaxEntIRLModel:
     """Fit a linear state reward to expert demonstrations; NumPy on CPU (`device` unused)."""
     rng = seed_everything(seed)

@@ -23,7 +23,7 @@ Two standard improvements are options:
 The defaults follow rl-baselines3-zoo's tuned CartPole-v1 DQN (Adam 2.3e-3, batch 64,
 128 gradient steps every 256 environment steps, a target refreshed every 10 steps, epsilon
 from 1 to 0.04 over the first 16% of the run, a [256, 256] ReLU network). Environments come
-from `ml.envs`; greedy evaluation (`ml.envs.evaluate`) runs every `eval_interval` steps, and
+from `ml.rl.envs`; greedy evaluation (`ml.rl.envs.evaluate`) runs every `eval_interval` steps, and
 with `keep_best` the returned network is the best-evaluated one, as Stable-Baselines3's
 EvalCallback keeps its best model: DQN's greedy return on CartPole swings widely between
 evaluations even after the task is solved.
@@ -31,6 +31,7 @@ evaluations even after the task is solved.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar
 
 import numpy as np
@@ -39,16 +40,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.nn import functional as F
 
-from ml.envs import EnvId, env_spaces, evaluate, make_env
-from ml.errors import ConfigError, QueryError, TrainingStopped
-from ml.hooks import Hooks
-from ml.model import TrainedModel
-from ml.nets import Activation, mlp
-from ml.registry import Algorithm
-from ml.replay import Batch, ReplayBuffer
-from ml.seeding import resolve_device, seed_everything
-from ml.validation import observation_batch
-from ml.versions import library_versions
+from ml.core.algorithm import Algorithm
+from ml.core.errors import ConfigError, QueryError, TrainingStopped
+from ml.core.hooks import Hooks
+from ml.core.model import TrainedModel
+from ml.core.nets import Activation, mlp
+from ml.core.seeding import resolve_device, seed_everything
+from ml.core.validation import observation_batch
+from ml.core.versions import library_versions
+from ml.rl.envs import EnvId, env_spaces, evaluate, make_env
+from ml.rl.replay import Batch, ReplayBuffer
 
 LOG_INTERVAL = 250  # environment steps between progress reports and training metrics
 
@@ -224,7 +225,7 @@ def update_target(q_net: QNetwork, target_net: QNetwork, tau: float) -> None:
 
 
 def greedy_policy(q_net: nn.Module, device: torch.device) -> Any:
-    """A batched argmax-Q policy for `ml.envs.evaluate`."""
+    """A batched argmax-Q policy for `ml.rl.envs.evaluate`."""
 
     def act(observations: np.ndarray) -> np.ndarray:
         with torch.no_grad():
@@ -269,6 +270,7 @@ def train(
     hooks: Hooks,
     device: str | None = None,
     resume: dict[str, Any] | None = None,
+    datasets: Mapping[str, Any] | None = None,
 ) -> DQNModel:
     """DQN (Algorithm 1 of Mnih et al. 2015, with Adam); returns the Q-network as a model."""
     rng = seed_everything(seed)

@@ -11,11 +11,11 @@ import torch
 from pydantic import ValidationError
 
 import ml
-from ml import dp
-from ml.algorithms.value_iteration import ValueIterationConfig, ValueIterationModel, train
-from ml.errors import QueryError, TrainingStopped
-from ml.gridworld import FrozenLakeEnv, GridEnv
-from ml.hooks import NullHooks, RecordingHooks
+from ml.core.errors import QueryError, TrainingStopped
+from ml.core.hooks import NullHooks, RecordingHooks
+from ml.tabular import dp
+from ml.tabular.gridworld import FrozenLakeEnv, GridEnv
+from ml.tabular.value_iteration import ValueIterationConfig, ValueIterationModel, train
 
 LEFT, DOWN, RIGHT, UP = 0, 1, 2, 3
 

@@ -1,6 +1,6 @@
 """DQN: it solves CartPole-v1, is reproducible, saves, resumes, and rejects bad queries.
 
-Also covers the shared pieces DQN introduced: `ml.envs` and `ml.replay`.
+Also covers the shared pieces DQN introduced: `ml.rl.envs` and `ml.rl.replay`.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from ml.algorithms.dqn import ALGORITHM, DQNConfig, DQNModel, epsilon_at, train
-from ml.envs import ENV_IDS, env_spaces, evaluate, make_env
-from ml.errors import ConfigError, QueryError, TrainingStopped
-from ml.hooks import NullHooks, RecordingHooks
-from ml.model import load
-from ml.replay import ReplayBuffer
+from ml.core.errors import ConfigError, QueryError, TrainingStopped
+from ml.core.hooks import NullHooks, RecordingHooks
+from ml.core.model import load
+from ml.rl.dqn import ALGORITHM, DQNConfig, DQNModel, epsilon_at, train
+from ml.rl.envs import ENV_IDS, env_spaces, evaluate, make_env
+from ml.rl.replay import ReplayBuffer
 
 CARTPOLE_OBS = [[0.0, 0.0, 0.0, 0.0], [0.01, -0.2, 0.03, 0.3], [-0.05, 0.4, -0.1, -0.6]]
 

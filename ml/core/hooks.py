@@ -7,6 +7,9 @@ worker (which writes to the database). A loop calls, at step boundaries:
 - `on_metrics(step, {"losses/td": 0.1, ...})` with namespaced metric names;
 - `on_checkpoint(state)` with everything needed to resume (`state["step"]` included), made
   only of tensors, numbers, strings, lists and dicts so it loads with `weights_only=True`;
+- `on_warning(step, code, message)` when something is legal but suspicious (a diverging loss,
+  a collapsed generator); the service records it on the job. A health check that must end the
+  run raises `ml.core.errors.TrainingAborted(code, message)` instead;
 - `should_stop()`; when it returns True the loop checkpoints and raises `TrainingStopped`.
 """
 
@@ -23,6 +26,8 @@ class Hooks(Protocol):
 
     def on_checkpoint(self, state: dict[str, Any]) -> None: ...
 
+    def on_warning(self, step: int, code: str, message: str) -> None: ...
+
     def should_stop(self) -> bool: ...
 
 
@@ -38,6 +43,9 @@ class NullHooks:
     def on_checkpoint(self, state: dict[str, Any]) -> None:
         pass
 
+    def on_warning(self, step: int, code: str, message: str) -> None:
+        pass
+
     def should_stop(self) -> bool:
         return False
 
@@ -50,6 +58,7 @@ class RecordingHooks:
         self.progress: list[tuple[int, int]] = []
         self.metrics: dict[str, list[tuple[int, float]]] = {}
         self.checkpoints: list[dict[str, Any]] = []
+        self.warnings: list[tuple[int, str, str]] = []
         self._stop_after = stop_after_checkpoints
 
     def on_progress(self, step: int, total: int) -> None:
@@ -61,6 +70,9 @@ class RecordingHooks:
 
     def on_checkpoint(self, state: dict[str, Any]) -> None:
         self.checkpoints.append(state)
+
+    def on_warning(self, step: int, code: str, message: str) -> None:
+        self.warnings.append((step, code, message))
 
     def should_stop(self) -> bool:
         return self._stop_after is not None and len(self.checkpoints) >= self._stop_after

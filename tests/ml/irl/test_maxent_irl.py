@@ -10,8 +10,9 @@ import torch
 from pydantic import ValidationError
 
 import ml
-from ml import dp
-from ml.algorithms.maxent_irl import (
+from ml.core.errors import QueryError, TrainingStopped
+from ml.core.hooks import NullHooks, RecordingHooks
+from ml.irl.maxent_irl import (
     DEFAULT_LAYOUT,
     MaxEntIRLConfig,
     MaxEntIRLModel,
@@ -20,9 +21,8 @@ from ml.algorithms.maxent_irl import (
     state_features,
     train,
 )
-from ml.errors import QueryError, TrainingStopped
-from ml.gridworld import GridEnv, build_grid
-from ml.hooks import NullHooks, RecordingHooks
+from ml.tabular import dp
+from ml.tabular.gridworld import GridEnv, build_grid
 
 SMALL = {"iterations": 20, "n_demos": 20, "demo_length": 12}
 

@@ -8,30 +8,31 @@ until max_s |V_{k+1}(s) - V_k(s)| < tolerance. The backup is a gamma-contraction
 converges to V* for gamma < 1, and for gamma = 1 when every policy ends in a terminal state
 with no positive reward to collect on the way. The greedy policy of the last Q is optimal.
 
-The environment is a text grid (`ml.gridworld.GridEnv`) or Gymnasium's FrozenLake-v1 read
+The environment is a text grid (`ml.tabular.gridworld.GridEnv`) or Gymnasium's FrozenLake-v1 read
 from its own transition table, so V* on slippery FrozenLake 4x4 is Gymnasium's: V*(start) =
-0.0689 at gamma 0.9 and 0.5420 at gamma 0.99. The kernels live in `ml.dp`; this file adds the
-config, progress and checkpoints (V is all a resumed run needs), and the model that answers
+0.0689 at gamma 0.9 and 0.5420 at gamma 0.99. The kernels live in `ml.tabular.dp`; this file
+adds the config, progress and checkpoints (V is all a resumed run needs), and the model that answers
 "values" and "q-values" queries.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ml import dp
-from ml.errors import QueryError, TrainingStopped
-from ml.gridworld import EnvSpec, GridEnv, TabularMDP, build_mdp
-from ml.hooks import Hooks
-from ml.model import TrainedModel
-from ml.registry import Algorithm
-from ml.seeding import seed_everything
-from ml.validation import grid_states
-from ml.versions import library_versions
+from ml.core.algorithm import Algorithm
+from ml.core.errors import QueryError, TrainingStopped
+from ml.core.hooks import Hooks
+from ml.core.model import TrainedModel
+from ml.core.seeding import seed_everything
+from ml.core.validation import grid_states
+from ml.core.versions import library_versions
+from ml.tabular import dp
+from ml.tabular.gridworld import EnvSpec, GridEnv, TabularMDP, build_mdp
 
 LOG_INTERVAL = 10  # sweeps between "dp/delta" metrics and progress reports
 
@@ -81,6 +82,7 @@ def train(
     hooks: Hooks,
     device: str | None = None,
     resume: dict[str, Any] | None = None,
+    datasets: Mapping[str, Any] | None = None,
 ) -> ValueIterationModel:
     """Run value iteration to the tolerance; `device` is accepted and unused (NumPy on CPU)."""
     seed_everything(seed)  # nothing here is random; seeded for uniformity with the others

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ml.errors import QueryError
+from ml.core.errors import QueryError
 
 MAX_BATCH = 4096
 

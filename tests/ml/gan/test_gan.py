@@ -11,12 +11,12 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from ml.algorithms.gan import ALGORITHM, MAX_SAMPLES, GANConfig, GANModel, train
-from ml.datasets import RingDataset, ring_means, sample_ring
-from ml.errors import QueryError, TrainingStopped, UnsupportedQuery
-from ml.hooks import NullHooks, RecordingHooks
-from ml.metrics import mode_coverage
-from ml.model import load
+from ml.core.errors import QueryError, TrainingStopped, UnsupportedQuery
+from ml.core.hooks import NullHooks, RecordingHooks
+from ml.core.model import load
+from ml.gan.datasets import RingDataset, ring_means, sample_ring
+from ml.gan.gan import ALGORITHM, MAX_SAMPLES, GANConfig, GANModel, train
+from ml.gan.metrics import mode_coverage
 
 # A few steps of a small network: enough to exercise the plumbing, not to learn.
 TINY = {

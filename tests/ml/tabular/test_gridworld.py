@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from ml.errors import QueryError
-from ml.gridworld import (
+from ml.core.errors import QueryError
+from ml.core.validation import grid_states
+from ml.tabular.gridworld import (
     MAX_CELLS,
     EnvSpec,
     FrozenLakeEnv,
@@ -16,7 +17,6 @@ from ml.gridworld import (
     build_frozen_lake,
     build_grid,
 )
-from ml.validation import grid_states
 
 LEFT, DOWN, RIGHT, UP = 0, 1, 2, 3
 

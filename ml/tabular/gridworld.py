@@ -2,7 +2,8 @@
 
 A `TabularMDP` is the full model of a finite MDP as arrays (transition probabilities
 `P[s, a, s']`, expected rewards `R[s, a]`, a terminal mask and a start distribution), which is
-what dynamic programming (`ml.dp`) needs. Two builders make one, chosen in a config by `kind`:
+what dynamic programming (`ml.tabular.dp`) needs. Two builders make one, chosen in a
+config by `kind`:
 
 - `GridEnv` (kind "grid"): a text layout such as `["S..#", "..#G"]` with a step reward and a
   slip probability, in the style of Russell & Norvig's 4x3 world (AIMA, Section 17.1): the

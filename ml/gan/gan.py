@@ -11,8 +11,8 @@ as in Eq. 1; with `loss="non_saturating"` (the default, Section 3 of the paper) 
 log D(G(z)) instead, which has the same fixed point but strong gradients early in training,
 when D rejects every generated sample and log(1 - D(G(z))) saturates.
 
-The data is a 2-D ring of Gaussians (`ml.datasets`), the mode-collapse benchmark of Metz et al.
-2017 and Lin et al. 2018 (PacGAN), evaluated with `ml.metrics.mode_coverage`: how many of the
+The data is a 2-D ring of Gaussians (`ml.gan.datasets`), the mode-collapse benchmark of Metz et al.
+2017 and Lin et al. 2018 (PacGAN), evaluated with `ml.gan.metrics.mode_coverage`: how many of the
 modes the generator reaches, and which fraction of its samples lie within 3 standard
 deviations of a mode. The ring's modes are tiny (std 0.01 at radius 1), where a vanilla GAN
 collapses easily; the defaults are what makes the plain algorithm cover them, all of it common
@@ -33,6 +33,7 @@ With them, 2,000 generator steps of seed 0 reach all 8 modes with 86% of the sam
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
@@ -41,15 +42,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.nn import functional as F
 
-from ml.datasets import DatasetSpec, RingDataset
-from ml.errors import QueryError, TrainingStopped
-from ml.hooks import Hooks
-from ml.metrics import mode_coverage
-from ml.model import TrainedModel
-from ml.nets import Activation, activation, mlp
-from ml.registry import Algorithm
-from ml.seeding import resolve_device, seed_everything
-from ml.versions import library_versions
+from ml.core.algorithm import Algorithm
+from ml.core.errors import QueryError, TrainingStopped
+from ml.core.hooks import Hooks
+from ml.core.model import TrainedModel
+from ml.core.nets import Activation, activation, mlp
+from ml.core.seeding import resolve_device, seed_everything
+from ml.core.versions import library_versions
+from ml.gan.datasets import DatasetSpec, RingDataset
+from ml.gan.metrics import mode_coverage
 
 MAX_SAMPLES = 10_000
 LOG_INTERVAL = 100  # generator steps between loss metrics and progress reports
@@ -196,6 +197,7 @@ def train(
     hooks: Hooks,
     device: str | None = None,
     resume: dict[str, Any] | None = None,
+    datasets: Mapping[str, Any] | None = None,
 ) -> GANModel:
     """Algorithm 1 of Goodfellow et al. 2014 with Adam; returns the trained generator."""
     rng = seed_everything(seed)

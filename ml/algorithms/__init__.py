@@ -1,1 +1,0 @@
-"""One module per algorithm, each readable top to bottom."""

@@ -1,0 +1,1 @@
+"""The shared core every algorithm builds on: hooks, errors, models, networks, seeding."""

@@ -1,0 +1,71 @@
+"""What an algorithm is to the rest of Crucible: its config, its train function, its model.
+
+Each algorithm module (`ml/gan/gan.py`, `ml/rl/dqn.py`, ...) defines a pydantic config (extra
+fields forbidden, every number bounded, defaults that train well), a `train` function and a
+model class, and exports them as `ALGORITHM`; `ml.registry` lists the modules by explicit
+import. `TrainFn` types `train`, so mypy checks every algorithm against the contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from ml.core.hooks import Hooks
+from ml.core.model import TrainedModel
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+ConfigT_contra = TypeVar("ConfigT_contra", bound=BaseModel, contravariant=True)
+
+Family = Literal["gan", "rl", "dp", "irl"]
+
+
+class TrainFn(Protocol[ConfigT_contra]):
+    """`train(config, *, seed, hooks, device, resume, datasets) -> TrainedModel`."""
+
+    def __call__(
+        self,
+        config: ConfigT_contra,
+        *,
+        seed: int,
+        hooks: Hooks,
+        device: str | None = None,
+        resume: dict[str, Any] | None = None,
+        datasets: Mapping[str, Any] | None = None,
+    ) -> TrainedModel: ...
+
+
+@dataclass(frozen=True)
+class Algorithm(Generic[ConfigT]):
+    name: str
+    family: Family
+    description: str
+    config: type[ConfigT]
+    train: TrainFn[ConfigT]
+    model: type[TrainedModel]
+    # Which worker queue should run it: neural nets want a GPU, tabular methods do not.
+    queue: Literal["gpu", "cpu"]
+
+    @property
+    def queries(self) -> tuple[str, ...]:
+        return self.model.queries
+
+    def run(
+        self,
+        config: BaseModel,
+        *,
+        seed: int,
+        hooks: Hooks,
+        device: str | None = None,
+        resume: dict[str, Any] | None = None,
+        datasets: Mapping[str, Any] | None = None,
+    ) -> TrainedModel:
+        """Train from an already validated config (the worker's entry point)."""
+        if not isinstance(config, self.config):
+            config = self.config.model_validate(config.model_dump())
+        return self.train(
+            config, seed=seed, hooks=hooks, device=device, resume=resume, datasets=datasets
+        )

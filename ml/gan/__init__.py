@@ -1,0 +1,1 @@
+"""Generative adversarial networks and the data they learn from."""

@@ -1,0 +1,1 @@
+"""Inverse reinforcement learning: rewards learned from demonstrations."""

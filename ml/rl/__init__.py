@@ -1,0 +1,1 @@
+"""Deep reinforcement learning: replay, environments, evaluation and the agents."""

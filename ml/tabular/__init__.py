@@ -1,0 +1,1 @@
+"""Tabular MDPs and dynamic programming: grid worlds, Bellman kernels, the DP solvers."""
