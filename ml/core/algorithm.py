@@ -48,6 +48,8 @@ class Algorithm(Generic[ConfigT]):
     model: type[TrainedModel]
     # Which worker queue should run it: neural nets want a GPU, tabular methods do not.
     queue: Literal["gpu", "cpu"]
+    # Kinds of uploaded dataset (`ml.data`) its config's `dataset` field accepts.
+    dataset_kinds: tuple[str, ...] = ()
 
     @property
     def queries(self) -> tuple[str, ...]:

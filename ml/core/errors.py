@@ -63,3 +63,10 @@ class TrainingAborted(Exception):
         self.code = code
         self.message = message
         self.step = step
+
+
+class DatasetError(MLError):
+    """An uploaded dataset is malformed: `field` names the array (or column), and the message
+    names the row, so a user can find the problem in their file."""
+
+    code = "invalid_dataset"
