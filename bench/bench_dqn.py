@@ -16,6 +16,7 @@ from stable_baselines3 import DQN
 
 import ml
 from bench.common import report
+from ml.rl.dqn import DQNModel
 from ml.rl.envs import evaluate, make_env
 
 STEPS = 20_000
@@ -34,8 +35,8 @@ SHARED = {
 }
 
 
-def crucible() -> ml.TrainedModel:
-    config = {k: v for k, v in SHARED.items() if k != "train_freq"}
+def crucible() -> DQNModel:
+    config: dict[str, object] = {k: v for k, v in SHARED.items() if k != "train_freq"}
     config |= {
         "train_frequency": SHARED["train_freq"],
         "total_steps": STEPS,
@@ -45,7 +46,9 @@ def crucible() -> ml.TrainedModel:
         "checkpoint_interval": STEPS,
         "hidden": [256, 256],
     }
-    return ml.train("dqn", config, seed=SEED, device="cpu")
+    model = ml.train("dqn", config, seed=SEED, device="cpu")
+    assert isinstance(model, DQNModel)
+    return model
 
 
 def sb3() -> DQN:
@@ -70,9 +73,7 @@ def main() -> None:
     theirs = sb3()
     t_theirs = time.perf_counter() - start
 
-    r_ours = np.mean(
-        evaluate(lambda o: np.asarray(ours.actions(o.tolist())), "CartPole-v1", 20, 777)
-    )
+    r_ours = np.mean(evaluate(lambda o: ours.q_function(o).argmax(axis=1), "CartPole-v1", 20, 777))
     r_theirs = np.mean(
         evaluate(lambda o: theirs.predict(o, deterministic=True)[0], "CartPole-v1", 20, 777)
     )

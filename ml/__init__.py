@@ -2,10 +2,12 @@
 
     import ml
     model = ml.train("dqn", {"total_steps": 20_000}, seed=0)
-    model.q_values(observations=[[0.0, 0.0, 0.0, 0.0]])
+    model.q_function(np.zeros((1, 4), np.float32))  # Q[1, n_actions]
     model.save("dqn.pt"); ml.load("dqn.pt")
 
-It knows nothing of the service: no FastAPI, Celery or SQLAlchemy here.
+Algorithms are grouped by family (`ml.gan`, `ml.rl`, `ml.tabular`, `ml.irl`) over a shared core
+(`ml.core`: the training skeleton, hooks, metrics, seeding, networks). It knows nothing of the
+service: no FastAPI, Celery or SQLAlchemy here.
 """
 
 from __future__ import annotations

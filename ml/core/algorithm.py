@@ -4,6 +4,12 @@ Each algorithm module (`ml/gan/gan.py`, `ml/rl/dqn.py`, ...) defines a pydantic 
 fields forbidden, every number bounded, defaults that train well), a `train` function and a
 model class, and exports them as `ALGORITHM`; `ml.registry` lists the modules by explicit
 import. `TrainFn` types `train`, so mypy checks every algorithm against the contract.
+
+One vocabulary across configs: a run's budget is one top-level field, `total_steps`
+(environment or generator steps) or `max_iterations` (iterative solvers); training data is
+`dataset`; intervals are `checkpoint_interval` and `eval_interval`. Metric names follow
+`ml.core.metrics`. The plumbing every `train` needs (resume, checkpoints, stop, metric
+buffering, health checks) is `ml.core.training.Run`.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from pydantic import BaseModel
 
 from ml.core.hooks import Hooks
 from ml.core.model import TrainedModel
+from ml.queries import queries_for
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 ConfigT_contra = TypeVar("ConfigT_contra", bound=BaseModel, contravariant=True)
@@ -50,10 +57,15 @@ class Algorithm(Generic[ConfigT]):
     queue: Literal["gpu", "cpu"]
     # Kinds of uploaded dataset (`ml.data`) its config's `dataset` field accepts.
     dataset_kinds: tuple[str, ...] = ()
+    # Whether a run stopped and resumed from its checkpoint ends with exactly the model of an
+    # uninterrupted run (all state, every random generator included, is checkpointed); False
+    # where some is not (an environment's episode in progress restarts on resume).
+    exact_resume: bool = True
 
     @property
     def queries(self) -> tuple[str, ...]:
-        return self.model.queries
+        """The queries its models answer, from what the model class exposes."""
+        return queries_for(self.model)
 
     def run(
         self,

@@ -5,9 +5,9 @@ A model file is one `torch.save` of plain containers:
 It is read back with `torch.load(weights_only=True)`, so a model file cannot run code
 (unpickling arbitrary objects is how model files become exploits).
 
-Every model kind subclasses `TrainedModel`, lists the queries it answers in `queries`, and
-overrides the matching methods. The base methods raise `UnsupportedQuery`, so a client asking
-a Q-network for samples gets a clear error instead of an AttributeError.
+Every model kind subclasses `TrainedModel` and exposes what queries need: its networks, its
+tables and small methods over them (`generate`, `q_function`, `V`, `reward`...). Which
+queries a kind answers is computed from that (`ml.queries.queries_for`), never listed here.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 
-from ml.core.errors import ArtifactError, UnsupportedQuery
+from ml.core.errors import ArtifactError
 
 FORMAT_VERSION = 1
 
@@ -36,7 +35,6 @@ class TrainedModel:
     """
 
     kind: ClassVar[str] = ""
-    queries: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, metadata: dict[str, Any]) -> None:
         self.metadata = metadata
@@ -75,31 +73,6 @@ class TrainedModel:
     @property
     def shapes(self) -> dict[str, Any]:
         return dict(self.metadata.get("shapes", {}))
-
-    # -- queries (override the ones listed in `queries`) ---------------------------------
-    def _unsupported(self, query: str) -> UnsupportedQuery:
-        answers = ", ".join(self.queries) or "nothing"
-        return UnsupportedQuery(
-            f"a {self.kind} model does not answer '{query}'; it answers: {answers}",
-            field="query",
-        )
-
-    def samples(self, n: int, seed: int | None = None) -> np.ndarray:
-        raise self._unsupported("samples")
-
-    def q_values(
-        self, *, observations: list[Any] | None = None, states: list[Any] | None = None
-    ) -> dict[str, Any]:
-        raise self._unsupported("q-values")
-
-    def actions(self, observations: list[Any]) -> list[Any]:
-        raise self._unsupported("actions")
-
-    def values(self) -> dict[str, Any]:
-        raise self._unsupported("values")
-
-    def rewards(self, states: list[Any] | None = None) -> dict[str, Any]:
-        raise self._unsupported("rewards")
 
 
 def atomic_torch_save(payload: Any, path: Path) -> None:
@@ -166,3 +139,8 @@ def from_payload(payload: Any, *, name: str = "model file") -> TrainedModel:
         raise
     except Exception as exc:  # missing keys, wrong shapes: the file does not fit its kind
         raise ArtifactError(f"{name}: not a valid {kind} model ({exc})") from exc
+
+
+def model_kinds() -> dict[str, type[TrainedModel]]:
+    """Every model kind defined so far, by name."""
+    return dict(_KINDS)

@@ -1,10 +1,11 @@
-"""Network builders shared by the algorithms, with a choice of activation."""
+"""Network builders and updates shared by the algorithms: MLPs, activations, Polyak averaging."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Literal
 
+import torch
 from torch import nn
 
 Activation = Literal["relu", "tanh", "sigmoid", "leaky_relu", "gelu", "elu", "selu", "silu"]
@@ -47,3 +48,21 @@ def mlp(
     if out_act is not None:
         layers.append(activation(out_act))
     return nn.Sequential(*layers)
+
+
+def polyak_update(target: nn.Module, online: nn.Module, tau: float) -> None:
+    """theta^- <- tau * theta + (1 - tau) * theta^-, parameter by parameter.
+
+    Polyak averaging of a target network (Lillicrap et al. 2016, "Continuous control with
+    deep RL", Section 7); tau = 1 is DQN's hard copy (Mnih et al. 2015) and is exact, since
+    `lerp` with weight 1 returns the end point. Floating-point buffers (batch-norm
+    statistics) move the same way.
+    """
+    with torch.no_grad():
+        for param, online_param in zip(target.parameters(), online.parameters(), strict=True):
+            param.lerp_(online_param, tau)
+        for buffer, online_buffer in zip(target.buffers(), online.buffers(), strict=True):
+            if buffer.is_floating_point():
+                buffer.lerp_(online_buffer, tau)
+            else:
+                buffer.copy_(online_buffer)

@@ -2,9 +2,11 @@
 
 Each dataset has a pure sampling function (numpy in, numpy out, randomness from an explicit
 `np.random.Generator`) and a pydantic spec that a job's config embeds. The specs carry a
-`kind` tag, so `DatasetSpec` is a discriminated union: adding a dataset (sklearn digits, an
-uploaded array) means adding one spec class to the union, and every config that embeds
-`DatasetSpec` accepts it without other changes.
+`kind` tag, so `DatasetSpec` is a discriminated union: adding a dataset means adding one
+spec class to the union, and every config that embeds `DatasetSpec` accepts it without
+other changes. Besides the ring, a user's own points (`ml.data.UploadedDataset`, a `samples`
+dataset of rows `x[N, d]`) are drawn from by `ArraySamples`; `real_data` turns either spec
+into something with `data_dim` and `sample(n, rng)`.
 
 The 2-D ring of Gaussians is the standard mode-collapse benchmark: Metz et al. 2017
 ("Unrolled Generative Adversarial Networks") and Lin et al. 2018 ("PacGAN: The power of two
@@ -14,10 +16,14 @@ standard deviation 0.01) is the default here.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+
+from ml.core.errors import ConfigError
+from ml.data import UploadedDataset, resolve
 
 
 def ring_means(n_modes: int = 8, radius: float = 1.0) -> np.ndarray:
@@ -70,6 +76,41 @@ class RingDataset(BaseModel):
         return sample_ring(n, self.n_modes, self.radius, self.std, rng)
 
 
-# The datasets a generative model can be trained on, told apart by `kind`. One member today;
-# later datasets join the union here.
-DatasetSpec = Annotated[RingDataset, Field(discriminator="kind")]
+# The datasets a generative model can be trained on, told apart by `kind`.
+DatasetSpec = Annotated[RingDataset | UploadedDataset, Field(discriminator="kind")]
+
+
+class RealData(Protocol):
+    """Where real samples come from during training."""
+
+    @property
+    def data_dim(self) -> int: ...
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray: ...
+
+
+class ArraySamples:
+    """Rows of an uploaded `samples` dataset, drawn uniformly with replacement."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        x = np.asarray(x)
+        if x.ndim != 2 or len(x) == 0 or x.shape[1] == 0:
+            raise ConfigError(
+                f"a samples dataset needs x of shape [N, d] with N, d >= 1, got {x.shape}",
+                field="dataset",
+            )
+        self.x = x.astype(np.float32)  # x[i, d]
+
+    @property
+    def data_dim(self) -> int:
+        return int(self.x.shape[1])
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.x[rng.integers(0, len(self.x), size=n)]  # [n, d]
+
+
+def real_data(spec: RingDataset | UploadedDataset, datasets: Mapping[str, Any] | None) -> RealData:
+    """The sampler a config's `dataset` names; uploaded data is looked up in `datasets`."""
+    if isinstance(spec, UploadedDataset):
+        return ArraySamples(resolve(spec, datasets, "samples").arrays["x"])
+    return spec

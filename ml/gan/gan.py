@@ -11,12 +11,15 @@ as in Eq. 1; with `loss="non_saturating"` (the default, Section 3 of the paper) 
 log D(G(z)) instead, which has the same fixed point but strong gradients early in training,
 when D rejects every generated sample and log(1 - D(G(z))) saturates.
 
-The data is a 2-D ring of Gaussians (`ml.gan.datasets`), the mode-collapse benchmark of Metz et al.
-2017 and Lin et al. 2018 (PacGAN), evaluated with `ml.gan.metrics.mode_coverage`: how many of the
-modes the generator reaches, and which fraction of its samples lie within 3 standard
-deviations of a mode. The ring's modes are tiny (std 0.01 at radius 1), where a vanilla GAN
-collapses easily; the defaults are what makes the plain algorithm cover them, all of it common
-practice rather than a change of objective:
+The data is a 2-D ring of Gaussians (`ml.gan.datasets`), the mode-collapse benchmark of Metz et
+al. 2017 and Lin et al. 2018 (PacGAN), evaluated with `ml.gan.metrics.mode_coverage`: how many
+of the modes the generator reaches, and which fraction of its samples lie within 3 standard
+deviations of a mode. It may instead be a user's own points (an uploaded `samples` dataset,
+rows x[N, d]), evaluated by the kernel two-sample distance `ml.gan.metrics.mmd_rbf`.
+
+The ring's modes are tiny (std 0.01 at radius 1), where a vanilla GAN collapses easily; the
+defaults are what makes the plain algorithm cover them, all of it common practice rather than
+a change of objective:
 
 - batch normalisation in the generator's hidden layers (DCGAN, Radford et al. 2016, and the
   PacGAN ring experiments), a 2-D latent and a four-layer ReLU generator, so the generator can
@@ -26,13 +29,16 @@ practice rather than a change of objective:
 - step sizes that decay linearly to zero, so the generator stops circling each mode and
   settles within its 0.01 width (see `learning_rate_factor`).
 
-With them, 2,000 generator steps of seed 0 reach all 8 modes with 86% of the samples within
-3 std (tests/ml/test_gan.py); the default 5,000 steps do better.
+With them, 2,000 generator steps of seed 0 reach all 8 modes with about 89% of the samples
+within 3 std (tests/ml/gan/test_gan.py); the default 5,000 steps do better.
+
+A discriminator whose loss stays near 0 has won outright, and the generator's gradients
+vanish (Arjovsky & Bottou 2017): the run warns "discriminator_overpowers". The model keeps
+both networks: the generator draws samples, the discriminator scores points.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -43,19 +49,42 @@ from torch import nn
 from torch.nn import functional as F
 
 from ml.core.algorithm import Algorithm
-from ml.core.errors import QueryError, TrainingStopped
+from ml.core.errors import QueryError
+from ml.core.health import Suspicion
 from ml.core.hooks import Hooks
+from ml.core.metadata import model_metadata
 from ml.core.model import TrainedModel
 from ml.core.nets import Activation, activation, mlp
-from ml.core.seeding import resolve_device, seed_everything
-from ml.core.versions import library_versions
-from ml.gan.datasets import DatasetSpec, RingDataset
-from ml.gan.metrics import mode_coverage
+from ml.core.optim import adam, set_learning_rate
+from ml.core.schedules import linear
+from ml.core.seeding import (
+    Stream,
+    derived_seed,
+    numpy_rng,
+    resolve_device,
+    seeded_torch,
+    torch_rng,
+)
+from ml.core.training import Run
+from ml.gan.datasets import DatasetSpec, RealData, RingDataset, real_data
+from ml.gan.metrics import mmd_rbf, mode_coverage
 
 MAX_SAMPLES = 10_000
+MMD_POINTS = 1_000  # points of each side in an MMD evaluation (its cost grows as their square)
 LOG_INTERVAL = 100  # generator steps between loss metrics and progress reports
 
 Width = Annotated[int, Field(ge=1, le=4096)]
+
+DISCRIMINATOR_OVERPOWERS = Suspicion(
+    code="discriminator_overpowers",
+    message="the discriminator's loss has stayed near 0 for several hundred steps: it tells "
+    "real from generated samples apart perfectly, so the generator's gradients vanish "
+    "(minimax) or become noise; try a smaller learning_rate_d, fewer d_steps, or "
+    "loss='non_saturating'",
+    metric="losses/discriminator",
+    test=lambda loss: loss < 0.05,
+    patience=3,
+)
 
 
 # -- config ------------------------------------------------------------------------------------
@@ -65,7 +94,9 @@ class GANConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dataset: DatasetSpec = Field(
-        default_factory=RingDataset, description="The data distribution to learn."
+        default_factory=RingDataset,
+        description="The data to learn: a ring of Gaussians (kind 'ring') or an uploaded "
+        "samples dataset (kind 'uploaded', rows x[N, d]).",
     )
     loss: Literal["non_saturating", "minimax"] = Field(
         "non_saturating",
@@ -120,9 +151,9 @@ class GANConfig(BaseModel):
 
 
 # -- networks ----------------------------------------------------------------------------------
-def make_generator(config: GANConfig) -> nn.Sequential:
-    """z (latent_dim) -> x (data_dim): Linear -> [BatchNorm] -> activation per hidden layer, and
-    a linear output, since the data is not bounded to [-1, 1].
+def make_generator(config: GANConfig, data_dim: int) -> nn.Sequential:
+    """z [B, latent_dim] -> x [B, data_dim]: Linear -> [BatchNorm] -> activation per hidden
+    layer, and a linear output, since the data is not bounded to [-1, 1].
 
     Batch normalisation in the generator (as in DCGAN and the PacGAN experiments) keeps each
     hidden unit spread over the batch; without it the generator collapses onto one or two
@@ -136,13 +167,13 @@ def make_generator(config: GANConfig) -> nn.Sequential:
             layers.append(nn.BatchNorm1d(width))
         layers.append(activation(config.activation))
         last = width
-    layers.append(nn.Linear(last, config.dataset.data_dim))
+    layers.append(nn.Linear(last, data_dim))
     return nn.Sequential(*layers)
 
 
-def make_discriminator(config: GANConfig) -> nn.Sequential:
-    """x (data_dim) -> one logit; D(x) = sigmoid(logit) is the probability that x is real."""
-    return mlp(config.dataset.data_dim, config.discriminator_hidden, 1, act=config.activation)
+def make_discriminator(config: GANConfig, data_dim: int) -> nn.Sequential:
+    """x [B, data_dim] -> logit [B, 1]; D(x) = sigmoid(logit), the probability x is real."""
+    return mlp(data_dim, config.discriminator_hidden, 1, act=config.activation)
 
 
 def learning_rate_factor(config: GANConfig, step: int) -> float:
@@ -155,7 +186,7 @@ def learning_rate_factor(config: GANConfig, step: int) -> float:
     """
     if config.learning_rate_schedule == "constant":
         return 1.0
-    return 1.0 - step / config.total_steps
+    return linear(step, start=1.0, end=0.0, duration=config.total_steps)
 
 
 # -- losses (all in logits, so log(sigmoid) never underflows) ----------------------------------
@@ -174,19 +205,67 @@ def generator_loss(fake_logits: torch.Tensor, loss: str) -> torch.Tensor:
     return F.softplus(-fake_logits).mean()
 
 
-def evaluate(
-    generator: nn.Module, config: GANConfig, seed: int, device: torch.device
-) -> dict[str, Any]:
-    """Mode coverage of `eval_samples` generated points, always from the same noise."""
-    noise = torch.Generator().manual_seed(seed)
-    z = torch.randn(config.eval_samples, config.latent_dim, generator=noise).to(device)
+# -- update steps (Algorithm 1 of the paper: k steps of D, then one of G) ----------------------
+def discriminator_step(
+    discriminator: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+) -> dict[str, torch.Tensor]:
+    """One ascent step of D on log D(x) + log(1 - D(G(z))); its metrics, on the device."""
+    real_logits, fake_logits = discriminator(real), discriminator(fake)  # [B, 1] each
+    loss = discriminator_loss(real_logits, fake_logits)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return {
+        "losses/discriminator": loss.detach(),
+        "gan/d_real": torch.sigmoid(real_logits.detach()).mean(),
+        "gan/d_fake": torch.sigmoid(fake_logits.detach()).mean(),
+    }
+
+
+def generator_step(
+    generator: nn.Module,
+    discriminator: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    z: torch.Tensor,
+    loss: str,
+) -> torch.Tensor:
+    """One step of G on its loss; D's gradients are computed but never applied."""
+    g_loss = generator_loss(discriminator(generator(z)), loss)
+    optimizer.zero_grad(set_to_none=True)
+    g_loss.backward()
+    optimizer.step()
+    return g_loss.detach()
+
+
+def generate(generator: nn.Module, n: int, latent_dim: int, noise: torch.Generator) -> np.ndarray:
+    """x [n, data_dim] float32 from z ~ N(0, I) drawn with `noise` (a CPU generator), with
+    batch norm in inference mode."""
+    z = torch.randn(n, latent_dim, generator=noise)  # z[n, latent_dim]
+    device = next(generator.parameters()).device
     was_training = generator.training
     generator.eval()
     with torch.no_grad():
-        samples = generator(z).cpu().numpy()
+        samples = generator(z.to(device)).cpu().numpy()
     generator.train(was_training)
-    dataset = config.dataset
-    return mode_coverage(samples, dataset.means(), dataset.std)
+    return samples
+
+
+def evaluate(generator: nn.Module, config: GANConfig, data: RealData, seed: int) -> dict[str, Any]:
+    """`eval_samples` generated points, always from the same noise, judged by mode coverage
+    (the ring) or by the MMD to the data (uploaded samples): {"metrics", "summary"}."""
+    noise = torch_rng(derived_seed(seed, Stream.EVAL))
+    samples = generate(generator, config.eval_samples, config.latent_dim, noise)
+    if isinstance(config.dataset, RingDataset):
+        coverage = mode_coverage(samples, config.dataset.means(), config.dataset.std)
+        metrics = {"eval/modes": coverage["modes"], "eval/high_quality": coverage["high_quality"]}
+        return {"metrics": metrics, "summary": {**coverage, "n_modes": config.dataset.n_modes}}
+    n = min(config.eval_samples, MMD_POINTS)
+    real = data.sample(n, np.random.default_rng(derived_seed(seed, Stream.EVAL)))
+    mmd = mmd_rbf(samples[:n], real)
+    return {"metrics": {"eval/mmd": mmd}, "summary": {"mmd": mmd}}
 
 
 # -- training ----------------------------------------------------------------------------------
@@ -199,178 +278,141 @@ def train(
     resume: dict[str, Any] | None = None,
     datasets: Mapping[str, Any] | None = None,
 ) -> GANModel:
-    """Algorithm 1 of Goodfellow et al. 2014 with Adam; returns the trained generator."""
-    rng = seed_everything(seed)
+    """Algorithm 1 of Goodfellow et al. 2014 with Adam; returns both networks as a model."""
     dev = resolve_device(device)
-    generator = make_generator(config).to(dev)
-    discriminator = make_discriminator(config).to(dev)
+    data = real_data(config.dataset, datasets)  # data.sample(n, rng) -> x[n, data_dim]
+    with seeded_torch(seed):
+        generator = make_generator(config, data.data_dim).to(dev)
+        discriminator = make_discriminator(config, data.data_dim).to(dev)
     betas = (config.beta1, config.beta2)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=config.learning_rate_g, betas=betas)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.learning_rate_d, betas=betas)
-    # The noise has its own generator (on the training device), so its state can be saved.
-    noise = torch.Generator(device=dev).manual_seed(seed)
+    opt_g = adam(generator.parameters(), lr=config.learning_rate_g, betas=betas, device=dev)
+    opt_d = adam(discriminator.parameters(), lr=config.learning_rate_d, betas=betas, device=dev)
+    data_rng = numpy_rng(seed)  # minibatches of real data
+    noise = torch_rng(derived_seed(seed, Stream.NOISE), dev)  # z, drawn on the device
 
-    step = 0
-    last_eval: dict[str, Any] | None = None
-    if resume is not None:
-        step = int(resume["step"])
-        generator.load_state_dict(resume["generator"])
-        discriminator.load_state_dict(resume["discriminator"])
-        opt_g.load_state_dict(resume["opt_g"])
-        opt_d.load_state_dict(resume["opt_d"])
-        noise.set_state(resume["noise_rng"].cpu())
-        rng.bit_generator.state = resume["data_rng"]
-        torch.set_rng_state(resume["torch_rng"].cpu())
-        last_eval = resume["last_eval"]
+    run = Run(hooks, config, log_interval=LOG_INTERVAL, suspicions=[DISCRIMINATOR_OVERPOWERS])
+    run.track(
+        generator=generator,
+        discriminator=discriminator,
+        opt_g=opt_g,
+        opt_d=opt_d,
+        data_rng=data_rng,
+        noise_rng=noise,
+    )
+    run.start(resume)
+    batch = config.batch_size
+    while run.step < config.total_steps:
+        run.stop_if_asked()
+        factor = learning_rate_factor(config, run.step)
+        set_learning_rate(opt_g, config.learning_rate_g * factor)
+        set_learning_rate(opt_d, config.learning_rate_d * factor)
 
-    def checkpoint() -> dict[str, Any]:
-        # Copies, not views of the live tensors, so a kept checkpoint does not move on.
-        return copy.deepcopy(
-            {
-                "step": step,
-                "generator": generator.state_dict(),
-                "discriminator": discriminator.state_dict(),
-                "opt_g": opt_g.state_dict(),
-                "opt_d": opt_d.state_dict(),
-                "noise_rng": noise.get_state(),
-                "data_rng": rng.bit_generator.state,  # a dict of str and int
-                "torch_rng": torch.get_rng_state(),
-                "last_eval": last_eval,
-            }
-        )
-
-    def sample_noise(n: int) -> torch.Tensor:
-        return torch.randn(n, config.latent_dim, generator=noise, device=dev)
-
-    d_losses: list[torch.Tensor] = []
-    g_losses: list[torch.Tensor] = []
-    hooks.on_progress(step, config.total_steps)
-    while step < config.total_steps:
-        if hooks.should_stop():
-            hooks.on_checkpoint(checkpoint())
-            raise TrainingStopped(step)
-
-        factor = learning_rate_factor(config, step)
-        for opt, base in ((opt_g, config.learning_rate_g), (opt_d, config.learning_rate_d)):
-            for group in opt.param_groups:
-                group["lr"] = base * factor
-
-        # k discriminator steps: ascend log D(x) + log(1 - D(G(z))).
         for _ in range(config.d_steps):
-            real = torch.from_numpy(config.dataset.sample(config.batch_size, rng)).to(dev)
+            real = torch.from_numpy(data.sample(batch, data_rng)).to(dev)  # x[B, data_dim]
             with torch.no_grad():
-                fake = generator(sample_noise(config.batch_size))
-            d_loss = discriminator_loss(discriminator(real), discriminator(fake))
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
+                fake = generator(torch.randn(batch, config.latent_dim, generator=noise, device=dev))
+            run.metrics.add_all(discriminator_step(discriminator, opt_d, real, fake))
+        z = torch.randn(batch, config.latent_dim, generator=noise, device=dev)  # z[B, latent]
+        g_loss = generator_step(generator, discriminator, opt_g, z, config.loss)
+        run.metrics.add("losses/generator", g_loss)
+        run.metrics.set("charts/learning_rate_factor", factor)
+        run.advance()
 
-        # One generator step; D's gradients are computed but never applied.
-        g_loss = generator_loss(
-            discriminator(generator(sample_noise(config.batch_size))), config.loss
-        )
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
-        step += 1
+        if run.step % config.eval_interval == 0 and run.step < config.total_steps:
+            run.report(evaluate(generator, config, data, seed)["metrics"])
+        run.end_step()
 
-        # Keep losses on the device; one sync per LOG_INTERVAL steps instead of one per step.
-        d_losses.append(d_loss.detach())
-        g_losses.append(g_loss.detach())
-        if step % LOG_INTERVAL == 0 or step == config.total_steps:
-            hooks.on_metrics(
-                step,
-                {
-                    "losses/discriminator": torch.stack(d_losses).mean().item(),
-                    "losses/generator": torch.stack(g_losses).mean().item(),
-                },
-            )
-            d_losses.clear()
-            g_losses.clear()
-            hooks.on_progress(step, config.total_steps)
-        if step % config.eval_interval == 0 or step == config.total_steps:
-            last_eval = evaluate(generator, config, seed, dev)
-            hooks.on_metrics(
-                step,
-                {"eval/modes": last_eval["modes"], "eval/high_quality": last_eval["high_quality"]},
-            )
-        if step % config.checkpoint_interval == 0 and step < config.total_steps:
-            hooks.on_checkpoint(checkpoint())
-
-    if last_eval is None:  # resumed from a checkpoint taken at the last step
-        last_eval = evaluate(generator, config, seed, dev)
-    metadata = {
-        "kind": GANModel.kind,
-        "algorithm": "gan",
-        "shapes": {"latent_dim": config.latent_dim, "data_dim": config.dataset.data_dim},
-        "config": config.model_dump(mode="json"),
-        "seed": seed,
-        "versions": library_versions(),
-        "summary": {
-            "steps": step,
-            "modes": last_eval["modes"],
-            "n_modes": config.dataset.n_modes,
-            "high_quality": last_eval["high_quality"],
-            "per_mode": last_eval["per_mode"],
-        },
-    }
-    return GANModel(metadata, generator.cpu().eval())
+    final = evaluate(generator, config, data, seed)
+    run.finish(final["metrics"])
+    metadata = model_metadata(
+        kind=GANModel.kind,
+        algorithm="gan",
+        config=config,
+        seed=seed,
+        shapes={"latent_dim": config.latent_dim, "data_dim": data.data_dim},
+        summary={"steps": run.step, **final["summary"]},
+    )
+    return GANModel(metadata, generator.cpu().eval(), discriminator.cpu().eval())
 
 
 # -- model -------------------------------------------------------------------------------------
 class GANModel(TrainedModel):
-    """A trained generator: answers `samples`, points drawn from the learned distribution."""
+    """A trained GAN: the generator draws samples, the discriminator scores points."""
 
     kind: ClassVar[str] = "gan"
-    queries: ClassVar[tuple[str, ...]] = ("samples",)
+    generator: nn.Module  # z [B, latent_dim] -> x [B, data_dim]
+    discriminator: nn.Module | None  # x [B, data_dim] -> logit [B, 1]; None in old files
 
-    def __init__(self, metadata: dict[str, Any], generator: nn.Module) -> None:
+    def __init__(
+        self, metadata: dict[str, Any], generator: nn.Module, discriminator: nn.Module | None
+    ) -> None:
         super().__init__(metadata)
         self.generator = generator
+        # None only for model files saved before models kept their discriminator.
+        self.discriminator = discriminator
 
     @property
     def latent_dim(self) -> int:
         return int(self.metadata["shapes"]["latent_dim"])
 
+    @property
+    def data_dim(self) -> int:
+        return int(self.metadata["shapes"]["data_dim"])
+
     def state(self) -> dict[str, Any]:
-        return {"generator": self.generator.state_dict()}
+        return {
+            "generator": self.generator.state_dict(),
+            **(
+                {"discriminator": self.discriminator.state_dict()}
+                if self.discriminator is not None
+                else {}
+            ),
+        }
 
     @classmethod
     def from_state(cls, metadata: dict[str, Any], state: dict[str, Any]) -> GANModel:
         config = GANConfig.model_validate(metadata["config"])
-        generator = make_generator(config)
+        data_dim = int(metadata["shapes"]["data_dim"])
+        generator = make_generator(config, data_dim)
         generator.load_state_dict(state["generator"])
-        return cls(metadata, generator.eval())
+        if "discriminator" not in state:  # saved before models kept their discriminator
+            return cls(metadata, generator.eval(), None)
+        discriminator = make_discriminator(config, data_dim)
+        discriminator.load_state_dict(state["discriminator"])
+        return cls(metadata, generator.eval(), discriminator.eval())
 
-    def samples(self, n: int, seed: int | None = None) -> np.ndarray:
-        """`n` generated points, (n, data_dim) float32; the same `seed` gives the same points,
-        `seed=None` fresh ones."""
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SAMPLES:
-            raise QueryError(
-                f"'n' must be an integer from 1 to {MAX_SAMPLES}, got {n!r}", field="n"
-            )
+    def generate(self, n: int, seed: int | None = None) -> np.ndarray:
+        """x [n, data_dim] float32 drawn from the learned distribution; the same `seed` gives
+        the same points, `seed=None` fresh ones (entropy from the OS)."""
         noise = torch.Generator()
         if seed is None:
-            noise.seed()  # fresh entropy from the OS
-        elif isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-            raise QueryError(
-                f"'seed' must be null or an integer from 0 to 2**63 - 1, got {seed!r}",
-                field="seed",
-            )
+            noise.seed()
         else:
             noise.manual_seed(seed)
-        z = torch.randn(n, self.latent_dim, generator=noise)
+        return generate(self.generator, n, self.latent_dim, noise)
+
+    def discriminate(self, x: np.ndarray) -> np.ndarray:
+        """D(x) [n] for points x [n, data_dim]: the probability the discriminator gives to x
+        being real data."""
+        if self.discriminator is None:
+            raise QueryError(
+                "this model file was saved without its discriminator; retrain it to score points",
+                field="query",
+            )
+        points = torch.as_tensor(np.asarray(x, dtype=np.float32).reshape(-1, self.data_dim))
         with torch.no_grad():
-            return self.generator(z).numpy()
+            logits = self.discriminator(points)  # [n, 1]
+        return torch.sigmoid(logits).reshape(-1).numpy().astype(np.float64)
 
 
 ALGORITHM = Algorithm(
     name="gan",
     family="gan",
     description="Generative adversarial network (Goodfellow et al. 2014) on a 2-D ring of "
-    "Gaussians, with the non-saturating or the minimax generator loss.",
+    "Gaussians or on uploaded samples, with the non-saturating or the minimax generator loss.",
     config=GANConfig,
     train=train,
     model=GANModel,
     queue="gpu",
+    dataset_kinds=("samples",),
 )

@@ -13,7 +13,10 @@ where D_s are the expected state visitation frequencies of the max-ent policy, f
 backward pass (soft value iteration, `ml.tabular.dp.soft_value_iteration`) and a forward pass
 (`ml.tabular.dp.state_visitation`) over the demonstrations' horizon: Algorithm 1 of the
 paper, in the log-space form of Ziebart 2010 that imitation's `mce_irl.py` uses. Gradient
-ascent (Adam by default) runs until the gradient's norm falls below `tolerance`.
+ascent (Adam by default) runs until the gradient's norm falls below `tolerance`, or for
+`max_iterations` steps. The demonstrations are drawn from the job's seed, and theta with the
+optimiser's moments is all a checkpoint holds, so a resumed run ends exactly where an
+uninterrupted one does.
 
 The setting: a `GridEnv` whose true reward (step, goal and hazard rewards, as the reward for
 entering each cell) is hidden from the learner. Demonstrations come from the optimal policy of
@@ -39,6 +42,7 @@ is avoided, not how bad it is. The policy stays near-optimal, but the reward cor
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -46,15 +50,13 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from ml.core.algorithm import Algorithm
-from ml.core.errors import TrainingStopped
 from ml.core.hooks import Hooks
-from ml.core.model import TrainedModel
-from ml.core.seeding import seed_everything
-from ml.core.validation import grid_states
-from ml.core.versions import library_versions
+from ml.core.metadata import model_metadata
+from ml.core.seeding import numpy_rng
+from ml.core.training import Run
 from ml.tabular import dp
 from ml.tabular.gridworld import GridEnv, TabularMDP, build_grid
-from ml.tabular.value_iteration import TabularValueModel, mdp_description, mdp_shapes
+from ml.tabular.models import TabularValueModel, mdp_description, mdp_shapes
 
 LOG_INTERVAL = 10  # gradient steps between metrics and progress reports
 VI_TOLERANCE = 1e-8
@@ -105,7 +107,7 @@ class MaxEntIRLConfig(BaseModel):
         "adam", description="Gradient ascent on the log-likelihood: Adam or plain steps."
     )
     learning_rate: float = Field(0.1, gt=0.0, le=100.0, description="Step size.")
-    iterations: int = Field(200, ge=1, le=100_000, description="Most gradient steps.")
+    max_iterations: int = Field(200, ge=1, le=100_000, description="Most gradient steps.")
     tolerance: float = Field(
         1e-3, gt=0.0, le=100.0, description="Stop when the feature-count gap's norm is below."
     )
@@ -192,6 +194,104 @@ def expected_value_ratio(
     return 1.0 - (v_star - v_pi) / max(abs(v_star), 1e-12)
 
 
+@dataclass(frozen=True)
+class Problem:
+    """What the learner sees (dynamics, features, the demonstrations' feature counts and
+    starts) and, for reports only, what it must not (the true reward, the expert)."""
+
+    config: MaxEntIRLConfig
+    mdp: TabularMDP  # the task, with its true reward
+    P: np.ndarray  # P[s, a, s'], goals and hazards absorbing
+    F: np.ndarray  # F[s, k]
+    expert_counts: np.ndarray  # mu_E[k], discounted feature counts of the demonstrations
+    start: np.ndarray  # p0[s], where the demonstrations start
+    v_star: float  # the expert's value from S under the true reward
+
+    def gradient(self, theta: np.ndarray) -> np.ndarray:
+        """grad[k] of the log-likelihood with the Gaussian prior: Eq. 6 minus l2 theta."""
+        horizon, discount = self.config.demo_length, self.config.discount
+        reward = self.F @ theta  # r[s]
+        _, _, pi = dp.soft_value_iteration(self.P, reward, horizon, discount)  # pi[t, s, a]
+        D = dp.state_visitation(self.P, pi, self.start, horizon)  # D[t, s]
+        gap = self.expert_counts - discounted_counts(D, self.F, discount)  # Eq. 6
+        return gap - self.config.l2 * theta
+
+    def report(self, theta: np.ndarray, grad_norm: float) -> dict[str, float]:
+        """How the reward fits, judged with the true reward (never used for learning)."""
+        reward, entered = self.F @ theta, ~self.mdp.wall  # walls' rewards mean nothing
+        policy = optimal_for(self.P, reward, self.config.discount).policy
+        value_ratio = expected_value_ratio(self.mdp, policy, self.config.discount, self.v_star)
+        return {
+            "irl/feature_gap": grad_norm,
+            "irl/reward_correlation": pearson(reward[entered], self.mdp.state_reward[entered]),
+            "irl/expected_value_ratio": value_ratio,
+        }
+
+
+def make_problem(config: MaxEntIRLConfig, rng: np.random.Generator) -> Problem:
+    """The grid, and demonstrations of its expert drawn with `rng`."""
+    mdp = build_grid(config.env)
+    P = irl_dynamics(mdp)  # P[s, a, s']
+    F = state_features(mdp, config.features)  # F[s, k]
+    # The expert: optimal for the true reward on the task MDP, rolled out on the absorbing one.
+    expert = dp.value_iteration(
+        mdp.P,
+        mdp.R,
+        config.discount,
+        terminal=mdp.terminal,
+        tolerance=VI_TOLERANCE,
+        max_iterations=1_000_000,
+    )
+    open_cells = np.flatnonzero(~mdp.terminal)
+    starts = open_cells if config.random_starts else np.flatnonzero(mdp.start > 0)
+    demos = generate_demos(P, expert.policy, starts, config.n_demos, config.demo_length, rng)
+    weights = config.discount ** np.arange(config.demo_length)  # w[t]
+    return Problem(
+        config=config,
+        mdp=mdp,
+        P=P,
+        F=F,
+        expert_counts=(weights[None, :, None] * F[demos]).sum(axis=1).mean(axis=0),
+        start=np.bincount(demos[:, 0], minlength=mdp.n_states) / len(demos),
+        v_star=float(mdp.start @ expert.V),
+    )
+
+
+class Ascent:
+    """Gradient ascent on theta, in place: Adam (Kingma & Ba 2015, Algorithm 1, with its
+    default betas) or plain steps of `learning_rate` times the gradient."""
+
+    def __init__(self, n: int, *, method: str, learning_rate: float) -> None:
+        self.method, self.learning_rate = method, learning_rate
+        self.m, self.v = np.zeros(n), np.zeros(n)  # Adam's moments m[k], v[k]
+        self.t = 0  # steps taken
+
+    def step(self, theta: np.ndarray, grad: np.ndarray) -> None:
+        beta1, beta2, eps = 0.9, 0.999, 1e-8
+        self.t += 1
+        if self.method != "adam":
+            theta += self.learning_rate * grad
+            return
+        self.m *= beta1
+        self.m += (1 - beta1) * grad
+        self.v *= beta2
+        self.v += (1 - beta2) * grad**2
+        m_hat, v_hat = self.m / (1 - beta1**self.t), self.v / (1 - beta2**self.t)
+        theta += self.learning_rate * m_hat / (np.sqrt(v_hat) + eps)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "m": torch.from_numpy(self.m.copy()),
+            "v": torch.from_numpy(self.v.copy()),
+            "t": self.t,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.m[:] = state["m"].double().numpy()
+        self.v[:] = state["v"].double().numpy()
+        self.t = int(state["t"])
+
+
 # -- training ----------------------------------------------------------------------------------
 def train(
     config: MaxEntIRLConfig,
@@ -203,152 +303,70 @@ def train(
     datasets: Mapping[str, Any] | None = None,
 ) -> MaxEntIRLModel:
     """Fit a linear state reward to expert demonstrations; NumPy on CPU (`device` unused)."""
-    rng = seed_everything(seed)
-    mdp = build_grid(config.env)
-    P = irl_dynamics(mdp)  # P[s, a, s']
-    F = state_features(mdp, config.features)  # F[s, k]
-    true_reward = mdp.state_reward  # r*(s): for reports only, never for learning
-    entered = ~mdp.wall  # cells whose reward means something
-
-    # The expert: optimal for the true reward on the task MDP, rolled out on the absorbing one.
-    expert = dp.value_iteration(
-        mdp.P,
-        mdp.R,
-        config.discount,
-        terminal=mdp.terminal,
-        tolerance=VI_TOLERANCE,
-        max_iterations=1_000_000,
-    )
-    v_star = float(mdp.start @ expert.V)  # for reports only
-    if resume is None:
-        open_cells = np.flatnonzero(~mdp.terminal)
-        starts = open_cells if config.random_starts else np.flatnonzero(mdp.start > 0)
-        demos = generate_demos(
-            P, expert.policy, starts, config.n_demos, config.demo_length, rng
-        )  # demos[i, t]
-        theta = np.zeros(F.shape[1])  # theta[k]
-        m, v = np.zeros_like(theta), np.zeros_like(theta)  # Adam moments
-        step = 0
-    else:
-        demos = resume["demos"].long().numpy()
-        theta = resume["theta"].double().numpy().copy()
-        m, v = resume["adam_m"].double().numpy().copy(), resume["adam_v"].double().numpy().copy()
-        step = int(resume["step"])
-
-    # What the learner knows of the demonstrations: their feature counts and where they start.
-    horizon = config.demo_length
-    weights = config.discount ** np.arange(horizon)  # w[t]
-    expert_counts = (weights[None, :, None] * F[demos]).sum(axis=1).mean(axis=0)  # mu_E[k]
-    start = np.bincount(demos[:, 0], minlength=mdp.n_states) / len(demos)  # p0[s]
-
-    def gradient(theta: np.ndarray) -> np.ndarray:
-        reward = F @ theta  # r[s]
-        _, _, pi = dp.soft_value_iteration(P, reward, horizon, config.discount)  # pi[t, s, a]
-        D = dp.state_visitation(P, pi, start, horizon)  # D[t, s]
-        gap = expert_counts - discounted_counts(D, F, config.discount)  # Eq. 6
-        return gap - config.l2 * theta  # minus the prior's gradient
-
-    def checkpoint() -> dict[str, Any]:
-        return {
-            "step": step,
-            "theta": torch.from_numpy(theta.copy()),
-            "adam_m": torch.from_numpy(m.copy()),
-            "adam_v": torch.from_numpy(v.copy()),
-            "demos": torch.from_numpy(demos.copy()),
-        }
-
-    def report(grad_norm: float) -> dict[str, float]:
-        reward = F @ theta
-        policy = optimal_for(P, reward, config.discount).policy
-        return {
-            "irl/feature_gap": grad_norm,
-            "irl/reward_correlation": pearson(reward[entered], true_reward[entered]),
-            "irl/expected_value_ratio": expected_value_ratio(mdp, policy, config.discount, v_star),
-        }
-
-    beta1, beta2, eps = 0.9, 0.999, 1e-8
-    hooks.on_progress(step, config.iterations)
+    problem = make_problem(config, numpy_rng(seed))  # the same demonstrations on resume
+    theta = np.zeros(problem.F.shape[1])  # theta[k], updated in place
+    ascent = Ascent(len(theta), method=config.optimizer, learning_rate=config.learning_rate)
+    run = Run(hooks, config, log_interval=LOG_INTERVAL)
+    run.track(theta=theta, optimizer=ascent)
+    run.start(resume)
     grad_norm = float("inf")
-    while step < config.iterations:
-        if hooks.should_stop():
-            hooks.on_checkpoint(checkpoint())
-            raise TrainingStopped(step)
-        grad = gradient(theta)  # grad[k]
+    while run.step < config.max_iterations:
+        run.stop_if_asked()
+        grad = problem.gradient(theta)  # grad[k]
         grad_norm = float(np.linalg.norm(grad))
         if grad_norm < config.tolerance:
             break
-        step += 1
-        if config.optimizer == "adam":  # ascent: theta follows +grad
-            m = beta1 * m + (1 - beta1) * grad
-            v = beta2 * v + (1 - beta2) * grad**2
-            m_hat, v_hat = m / (1 - beta1**step), v / (1 - beta2**step)
-            theta = theta + config.learning_rate * m_hat / (np.sqrt(v_hat) + eps)
-        else:
-            theta = theta + config.learning_rate * grad
-        if step % LOG_INTERVAL == 0:
-            hooks.on_metrics(step, report(grad_norm))
-            hooks.on_progress(step, config.iterations)
-        if step % config.checkpoint_interval == 0:
-            hooks.on_checkpoint(checkpoint())
+        ascent.step(theta, grad)
+        if run.advance() % LOG_INTERVAL == 0 and run.step < config.max_iterations:
+            run.log(problem.report(theta, grad_norm))
+        run.end_step()
 
     # The result: the learned reward, and the values and policy that are optimal for it.
-    reward = F @ theta  # r[s]
-    solved = optimal_for(P, reward, config.discount)
-    final = report(grad_norm if np.isfinite(grad_norm) else float(np.linalg.norm(gradient(theta))))
-    hooks.on_metrics(step, final)
-    hooks.on_progress(step, config.iterations)
-    metadata = {
-        "kind": MaxEntIRLModel.kind,
-        "algorithm": "maxent_irl",
-        "shapes": {**mdp_shapes(mdp), "n_features": int(F.shape[1])},
-        "env": mdp_description(mdp),
-        "config": config.model_dump(mode="json"),
-        "seed": seed,
-        "versions": library_versions(),
-        "summary": {
+    reward = problem.F @ theta  # r[s]
+    solved = optimal_for(problem.P, reward, config.discount)
+    if not np.isfinite(grad_norm):  # resumed at the end: no step was taken
+        grad_norm = float(np.linalg.norm(problem.gradient(theta)))
+    final = problem.report(theta, grad_norm)
+    run.finish(final)
+    metadata = model_metadata(
+        kind=MaxEntIRLModel.kind,
+        algorithm="maxent_irl",
+        config=config,
+        seed=seed,
+        shapes={**mdp_shapes(problem.mdp), "n_features": len(theta)},
+        summary={
             "reward_correlation": final["irl/reward_correlation"],
             "expected_value_ratio": final["irl/expected_value_ratio"],
             "feature_gap": final["irl/feature_gap"],
-            "iterations": step,
+            "iterations": run.step,
         },
-    }
+        env=mdp_description(problem.mdp),
+    )
     return MaxEntIRLModel(metadata, reward=reward, V=solved.V, Q=solved.Q)
 
 
 # -- model -------------------------------------------------------------------------------------
 class MaxEntIRLModel(TabularValueModel):
-    """A learned state reward on a grid, with the values and Q-values optimal for it.
+    """A learned state reward r[s] on a grid, with the values and Q-values optimal for it.
 
-    `values()` and `q_values()` answer for the learned reward r(s), received in s at every
-    step, on the grid with goals and hazards absorbing (so their values are not 0).
+    V and Q are for the learned reward r(s), received in s at every step, on the grid with
+    goals and hazards absorbing (so their values are not 0).
     """
 
     kind: ClassVar[str] = "maxent_irl"
-    queries: ClassVar[tuple[str, ...]] = ("rewards", "values", "q-values")
+    reward: np.ndarray  # r[s]
 
     def __init__(
         self, metadata: dict[str, Any], *, reward: np.ndarray, V: np.ndarray, Q: np.ndarray
     ) -> None:
         super().__init__(metadata, V=V, Q=Q)
-        self.reward = np.asarray(reward, dtype=np.float64)  # r[s]
-
-    def rewards(self, states: list[Any] | None = None) -> dict[str, Any]:
-        """Learned reward of the given states, or the whole table laid out on the grid."""
-        if states is not None:
-            index = grid_states(states, self.grid_shape)
-            return {"rewards": self.reward[index].tolist()}
-        return {
-            "rewards": self.reward.tolist(),
-            "grid": self._grid(self.reward),
-            "shape": list(self.grid_shape),
-            "layout": list(self.metadata["env"]["layout"]),
-        }
+        self.reward = np.asarray(reward, dtype=np.float64)
 
     def state(self) -> dict[str, Any]:
         return {**super().state(), "reward": torch.from_numpy(self.reward.copy())}
 
     @classmethod
-    def from_state(cls, metadata: dict[str, Any], state: dict[str, Any]) -> TrainedModel:
+    def from_state(cls, metadata: dict[str, Any], state: dict[str, Any]) -> MaxEntIRLModel:
         return cls(
             metadata,
             reward=state["reward"].double().numpy(),

@@ -23,14 +23,21 @@ Two standard improvements are options:
 The defaults follow rl-baselines3-zoo's tuned CartPole-v1 DQN (Adam 2.3e-3, batch 64,
 128 gradient steps every 256 environment steps, a target refreshed every 10 steps, epsilon
 from 1 to 0.04 over the first 16% of the run, a [256, 256] ReLU network). Environments come
-from `ml.rl.envs`; greedy evaluation (`ml.rl.envs.evaluate`) runs every `eval_interval` steps, and
-with `keep_best` the returned network is the best-evaluated one, as Stable-Baselines3's
-EvalCallback keeps its best model: DQN's greedy return on CartPole swings widely between
-evaluations even after the task is solved.
+from `ml.rl.envs` (the discrete-action ones); greedy evaluation (`ml.rl.envs.evaluate`) runs
+every `eval_interval` steps, and with `keep_best` the returned network is the best-evaluated
+one, as Stable-Baselines3's EvalCallback keeps its best model: DQN's greedy return on
+CartPole swings widely between evaluations even after the task is solved.
+
+Q-values far beyond any return the rewards seen so far allow (|Q| > 2 max|r| / (1 - gamma))
+mean the bootstrapped targets are feeding on their own errors (the "deadly triad", van
+Hasselt et al. 2018): the run warns "q_values_explode". A resumed run restarts the
+environment (its state is not checkpointed), so it is not bit-identical to an uninterrupted
+one; everything else, the replay buffer and the random generators included, is restored.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar
 
@@ -41,21 +48,19 @@ from torch import nn
 from torch.nn import functional as F
 
 from ml.core.algorithm import Algorithm
-from ml.core.errors import ConfigError, QueryError, TrainingStopped
+from ml.core.health import Suspicion
 from ml.core.hooks import Hooks
+from ml.core.metadata import model_metadata
 from ml.core.model import TrainedModel
-from ml.core.nets import Activation, mlp
-from ml.core.seeding import resolve_device, seed_everything
-from ml.core.validation import observation_batch
-from ml.core.versions import library_versions
-from ml.rl.envs import EnvId, env_spaces, evaluate, make_env
+from ml.core.nets import Activation, mlp, polyak_update
+from ml.core.optim import adam
+from ml.core.schedules import linear
+from ml.core.seeding import Stream, derived_seed, numpy_rng, resolve_device, seeded_torch
+from ml.core.training import KeepBest, Run
+from ml.rl.envs import DiscreteEnvId, EnvSpaces, env_spaces, evaluate, make_env
 from ml.rl.replay import Batch, ReplayBuffer
 
 LOG_INTERVAL = 250  # environment steps between progress reports and training metrics
-
-# Independent seed streams derived from the job's seed (see `derived_seed`).
-ENV_STREAM = 0
-EVAL_STREAM = 1
 
 Width = Annotated[int, Field(ge=1, le=4096)]
 
@@ -66,7 +71,9 @@ class DQNConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    env_id: EnvId = Field("CartPole-v1", description="Gymnasium classic-control environment.")
+    env_id: DiscreteEnvId = Field(
+        "CartPole-v1", description="Gymnasium classic-control environment (discrete actions)."
+    )
     total_steps: int = Field(
         50_000, ge=1, le=2_000_000, description="Environment steps to train for."
     )
@@ -158,6 +165,7 @@ class QNetwork(nn.Module):
         dueling: bool,
     ) -> None:
         super().__init__()
+        self.n_actions = n_actions
         self.dueling = dueling
         self.value: nn.Linear | None = None
         self.advantage: nn.Linear | None = None
@@ -185,81 +193,94 @@ def make_q_network(config: DQNConfig, observation_dim: int, n_actions: int) -> Q
 # -- pieces of the loop --------------------------------------------------------------------------
 def epsilon_at(step: int, config: DQNConfig) -> float:
     """Linear decay from the initial to the final epsilon over exploration_fraction of the run."""
-    decay_steps = config.exploration_fraction * config.total_steps
-    progress = 1.0 if decay_steps <= 0 else min(1.0, step / decay_steps)
-    start, end = config.exploration_initial_eps, config.exploration_final_eps
-    return start + progress * (end - start)
+    return linear(
+        step,
+        start=config.exploration_initial_eps,
+        end=config.exploration_final_eps,
+        duration=config.exploration_fraction * config.total_steps,
+    )
+
+
+def epsilon_greedy(
+    q_network: QNetwork, observation: np.ndarray, epsilon: float, rng: np.random.Generator
+) -> int:
+    """A uniformly random action with probability epsilon, else argmax_a Q(s, a)."""
+    if epsilon >= 1.0 or rng.random() < epsilon:  # no draw when it is certain
+        return int(rng.integers(q_network.n_actions))
+    device = next(q_network.parameters()).device
+    with torch.no_grad():
+        q = q_network(torch.as_tensor(observation, device=device).unsqueeze(0))  # q[1, a]
+    return int(q.argmax(dim=1).item())
 
 
 def td_update(
-    q_net: QNetwork,
-    target_net: QNetwork,
+    q_network: QNetwork,
+    target_network: QNetwork,
     optimizer: torch.optim.Optimizer,
     batch: Batch,
     config: DQNConfig,
-) -> torch.Tensor:
-    """One gradient step on the Huber loss between Q(s, a) and the (Double) DQN target."""
+) -> dict[str, torch.Tensor]:
+    """One gradient step on the Huber loss between Q(s, a) and the (Double) DQN target;
+    returns its metrics, still on the device."""
     with torch.no_grad():
-        next_q = target_net(batch.next_observations)  # Q^-[b, a']
+        next_q = target_network(batch.next_observations)  # Q^-[b, a']
         if config.double_dqn:
             # The online network chooses a', the target network evaluates it.
-            next_actions = q_net(batch.next_observations).argmax(dim=1, keepdim=True)
-            next_value = next_q.gather(1, next_actions).squeeze(1)
+            next_actions = q_network(batch.next_observations).argmax(dim=1, keepdim=True)
+            next_value = next_q.gather(1, next_actions).squeeze(1)  # [b]
         else:
-            next_value = next_q.max(dim=1).values
-        target = batch.rewards + config.gamma * (1.0 - batch.terminated) * next_value
-    q = q_net(batch.observations).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
+            next_value = next_q.max(dim=1).values  # [b]
+        target = batch.rewards + config.gamma * (1.0 - batch.terminated) * next_value  # y[b]
+    q = q_network(batch.observations).gather(1, batch.actions.unsqueeze(1)).squeeze(1)  # [b]
     loss = F.smooth_l1_loss(q, target)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    nn.utils.clip_grad_norm_(q_net.parameters(), config.max_grad_norm)
+    nn.utils.clip_grad_norm_(q_network.parameters(), config.max_grad_norm)
     optimizer.step()
-    return loss.detach()
+    q = q.detach()
+    return {"losses/td": loss.detach(), "rl/q_mean": q.mean(), "rl/q_max_abs": q.abs().max()}
 
 
-def update_target(q_net: QNetwork, target_net: QNetwork, tau: float) -> None:
-    """theta^- <- tau * theta + (1 - tau) * theta^-; tau = 1 is the paper's hard copy."""
-    with torch.no_grad():
-        for target, online in zip(target_net.parameters(), q_net.parameters(), strict=True):
-            target.lerp_(online, tau)
-
-
-def greedy_policy(q_net: nn.Module, device: torch.device) -> Any:
-    """A batched argmax-Q policy for `ml.rl.envs.evaluate`."""
+def greedy_policy(q_network: nn.Module, device: torch.device) -> Any:
+    """A batched argmax-Q policy for `ml.rl.envs.evaluate`: obs [n, obs_dim] -> actions [n]."""
 
     def act(observations: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            q = q_net(torch.from_numpy(observations).to(device))
+            q = q_network(torch.as_tensor(observations, device=device))  # q[n, a]
         return q.argmax(dim=1).cpu().numpy()
 
     return act
 
 
-def derived_seed(seed: int, stream: int, step: int = 0) -> int:
-    """A 32-bit seed for one stream (environment, evaluation) at one step, from the job seed.
-
-    On resume the environment restarts from `derived_seed(seed, ENV_STREAM, step)`: its
-    internal state is not checkpointed, so the episode in progress is abandoned and a new one
-    starts from a seed that depends only on where the run resumed.
-    """
-    sequence = np.random.SeedSequence([seed % 2**64, stream, step])
-    return int(sequence.generate_state(1, np.uint32)[0])
-
-
-def cpu_copy(value: Any) -> Any:
-    """A deep copy with every tensor on the CPU, so a checkpoint never aliases live weights."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", copy=True)
-    if isinstance(value, dict):
-        return {k: cpu_copy(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(cpu_copy(v) for v in value)
-    return value
+def greedy_return(q_network: nn.Module, config: DQNConfig, seed: int) -> float:
+    """Mean greedy return over `eval_episodes`, always on the same episodes."""
+    device = next(q_network.parameters()).device
+    q_network.eval()
+    episodes = config.eval_episodes
+    returns = evaluate(greedy_policy(q_network, device), config.env_id, episodes, seed)
+    q_network.train()
+    return float(np.mean(returns))
 
 
-def make_optimizer(q_net: QNetwork, config: DQNConfig) -> torch.optim.Adam:
-    # The fused kernel is ~2.5x faster than the default on CPU for these small networks.
-    return torch.optim.Adam(q_net.parameters(), lr=config.learning_rate, fused=True)
+def q_values_explode(buffer: ReplayBuffer, gamma: float, spaces: EnvSpaces) -> Suspicion:
+    """Warn when |Q| exceeds twice the largest discounted return the stored rewards allow:
+    max|r| / (1 - gamma), or max|r| times the time limit when gamma is 1. The TD targets
+    are built from those rewards only, so a sound Q-network stays within that bound."""
+    horizon = 1.0 / (1.0 - gamma) if gamma < 1.0 else float(spaces.max_episode_steps)
+
+    def explodes(q_max_abs: float) -> bool:
+        n = len(buffer)
+        largest_reward = float(buffer.rewards[:n].abs().max()) if n else 0.0
+        return q_max_abs > 2.0 * max(largest_reward * horizon, 1.0)
+
+    return Suspicion(
+        code="q_values_explode",
+        message="Q-values exceed twice the largest return the rewards allow: the Q-network is "
+        "diverging; try a smaller learning_rate, a lower gamma or a slower target (a larger "
+        "target_update_interval or a smaller tau)",
+        metric="rl/q_max_abs",
+        test=explodes,
+    )
 
 
 # -- training ----------------------------------------------------------------------------------
@@ -273,170 +294,100 @@ def train(
     datasets: Mapping[str, Any] | None = None,
 ) -> DQNModel:
     """DQN (Algorithm 1 of Mnih et al. 2015, with Adam); returns the Q-network as a model."""
-    rng = seed_everything(seed)
     dev = resolve_device(device)
-    observation_dim, n_actions = env_spaces(config.env_id)
+    spaces = env_spaces(config.env_id)
     env = make_env(config.env_id)
-    q_net = make_q_network(config, observation_dim, n_actions).to(dev)
-    target_net = make_q_network(config, observation_dim, n_actions).to(dev)
-    target_net.load_state_dict(q_net.state_dict())
-    optimizer = make_optimizer(q_net, config)
-    buffer = ReplayBuffer(config.buffer_size, observation_dim)
-    eval_seed = derived_seed(seed, EVAL_STREAM)
+    with seeded_torch(seed):
+        q_network = make_q_network(config, spaces.observation_dim, spaces.n_actions).to(dev)
+    target_network = copy.deepcopy(q_network)
+    optimizer = adam(q_network.parameters(), lr=config.learning_rate, device=dev)
+    buffer = ReplayBuffer.for_env(config.buffer_size, spaces)
+    rng = numpy_rng(seed)  # exploration and minibatches
+    evaluations = KeepBest()
 
-    step = 0
-    episodes = 0
-    best: dict[str, Any] | None = None  # {"weights", "return", "step"} of the best evaluation
-    last_eval: dict[str, Any] | None = None  # {"return", "step"} of the latest evaluation
-    if resume is not None:
-        if resume.get("env_id") != config.env_id:
-            raise ConfigError(
-                f"the checkpoint was trained on {resume.get('env_id')}, not {config.env_id}",
-                field="env_id",
-            )
-        step = int(resume["step"])
-        episodes = int(resume["episodes"])
-        q_net.load_state_dict(resume["q_net"])
-        target_net.load_state_dict(resume["target_net"])
-        optimizer.load_state_dict(resume["optimizer"])
-        buffer.load_state_dict(resume["buffer"])
-        rng.bit_generator.state = resume["rng"]
-        torch.set_rng_state(resume["torch_rng"].cpu())
-        best = resume["best"]
-        last_eval = resume["last_eval"]
-
-    def checkpoint() -> dict[str, Any]:
-        return {
-            "step": step,
-            "env_id": config.env_id,
-            "episodes": episodes,
-            "epsilon": epsilon_at(step, config),  # the schedule's position is `step`
-            "q_net": cpu_copy(q_net.state_dict()),
-            "target_net": cpu_copy(target_net.state_dict()),
-            "optimizer": cpu_copy(optimizer.state_dict()),
-            "buffer": buffer.state_dict(),
-            "rng": rng.bit_generator.state,  # a dict of str and int
-            "torch_rng": torch.get_rng_state(),
-            "best": cpu_copy(best),
-            "last_eval": dict(last_eval) if last_eval is not None else None,
-        }
-
-    def run_eval() -> float:
-        nonlocal best, last_eval
-        q_net.eval()
-        returns = evaluate(
-            greedy_policy(q_net, dev), config.env_id, config.eval_episodes, eval_seed
-        )
-        q_net.train()
-        mean = float(np.mean(returns))
-        last_eval = {"return": mean, "step": step}
-        if best is None or mean > best["return"]:
-            best = {"weights": cpu_copy(q_net.state_dict()), "return": mean, "step": step}
-        hooks.on_metrics(step, {"eval/return": mean})
-        return mean
-
-    observation, _ = env.reset(seed=derived_seed(seed, ENV_STREAM, step))
+    explode = q_values_explode(buffer, config.gamma, spaces)
+    run = Run(hooks, config, log_interval=LOG_INTERVAL, suspicions=[explode])
+    run.track(
+        q_network=q_network,
+        target_network=target_network,
+        optimizer=optimizer,
+        buffer=buffer,
+        rng=rng,
+        evaluations=evaluations,
+    )
+    run.values["episodes"] = 0
+    run.start(resume)
+    # The episode in progress at a checkpoint is not saved: a resumed run starts a new one.
+    observation, _ = env.reset(seed=derived_seed(seed, Stream.ENV, run.step))
     episode_return = 0.0
-    recent_returns: list[float] = []
-    td_losses: list[torch.Tensor] = []
-    last_checkpoint = step if resume is not None else -1
-    stopped_early = False
-    hooks.on_progress(step, config.total_steps)
-    while step < config.total_steps:
-        if hooks.should_stop():
-            if last_checkpoint != step:
-                hooks.on_checkpoint(checkpoint())
-            raise TrainingStopped(step)
-
+    while run.step < config.total_steps:
+        run.stop_if_asked()
         # Act: uniformly at random while the buffer fills, then epsilon-greedily.
-        if step < config.learning_starts or rng.random() < epsilon_at(step, config):
-            action = int(rng.integers(n_actions))
-        else:
-            with torch.no_grad():
-                obs_t = torch.as_tensor(observation, device=dev).unsqueeze(0)
-                action = int(q_net(obs_t).argmax(dim=1).item())
+        epsilon = 1.0 if run.step < config.learning_starts else epsilon_at(run.step, config)
+        action = epsilon_greedy(q_network, observation, epsilon, rng)
         next_observation, reward, terminated, truncated, _ = env.step(action)
         # Store the true s' even at a time-limit cut: the target still bootstraps from it.
         buffer.add(observation, action, float(reward), next_observation, bool(terminated))
-        step += 1
-        episode_return += float(reward)
+        observation, episode_return = next_observation, episode_return + float(reward)
         if terminated or truncated:
-            episodes += 1
-            recent_returns.append(episode_return)
-            episode_return = 0.0
-            observation, _ = env.reset()
-        else:
-            observation = next_observation
+            run.values["episodes"] += 1
+            run.metrics.add("charts/episodic_return", episode_return)
+            observation, episode_return = env.reset()[0], 0.0
+        step = run.advance()
 
         # Learn: a round of gradient steps every train_frequency steps.
         if step > config.learning_starts and step % config.train_frequency == 0:
             for _ in range(config.gradient_steps):
                 batch = buffer.sample(config.batch_size, rng, dev)
-                td_losses.append(td_update(q_net, target_net, optimizer, batch, config))
+                run.metrics.add_all(td_update(q_network, target_network, optimizer, batch, config))
         if step % config.target_update_interval == 0:
-            update_target(q_net, target_net, config.tau)
+            polyak_update(target_network, q_network, config.tau)
+        run.metrics.set("charts/epsilon", epsilon_at(step, config))
 
-        if step % LOG_INTERVAL == 0 or step == config.total_steps:
-            metrics = {"charts/epsilon": epsilon_at(step, config)}
-            if recent_returns:
-                metrics["charts/episodic_return"] = float(np.mean(recent_returns))
-                recent_returns.clear()
-            if td_losses:  # one device sync per log, not one per gradient step
-                metrics["losses/td"] = torch.stack(td_losses).mean().item()
-                td_losses.clear()
-            hooks.on_metrics(step, metrics)
-            hooks.on_progress(step, config.total_steps)
-        if step % config.eval_interval == 0 or step == config.total_steps:
-            mean = run_eval()
+        if run.due(config.eval_interval):
+            mean = greedy_return(q_network, config, derived_seed(seed, Stream.EVAL))
+            evaluations.offer(step, mean, q_network)
+            run.report({"eval/return": mean})
             if config.target_return is not None and mean >= config.target_return:
-                stopped_early = True
-                hooks.on_progress(step, config.total_steps)
                 break
-        if step % config.checkpoint_interval == 0 and step < config.total_steps:
-            hooks.on_checkpoint(checkpoint())
-            last_checkpoint = step
+        run.end_step()
     env.close()
+    run.finish()
 
-    if last_eval is None or last_eval["step"] != step:  # resumed from the last step
-        run_eval()
-    assert best is not None and last_eval is not None
     if config.keep_best:
-        q_net.load_state_dict(best["weights"])
-    metadata = {
-        "kind": DQNModel.kind,
-        "algorithm": "dqn",
-        "shapes": {
-            "observation_dim": observation_dim,
-            "n_actions": n_actions,
+        evaluations.restore(q_network)
+    metadata = model_metadata(
+        kind=DQNModel.kind,
+        algorithm="dqn",
+        config=config,
+        seed=seed,
+        shapes={
+            "observation_dim": spaces.observation_dim,
+            "n_actions": spaces.n_actions,
             "env_id": config.env_id,
         },
-        "config": config.model_dump(mode="json"),
-        "seed": seed,
-        "versions": library_versions(),
-        "summary": {
-            "steps": step,
-            "episodes": episodes,
-            "best_eval_return": best["return"],
-            "best_eval_step": best["step"],
-            "final_eval_return": last_eval["return"],
+        summary={
+            "steps": run.step,
+            "episodes": run.values["episodes"],
+            **evaluations.summary(),
             "eval_episodes": config.eval_episodes,
             "returned": "best" if config.keep_best else "final",
-            "stopped_early": stopped_early,
+            "stopped_early": run.step < config.total_steps,
         },
-    }
-    return DQNModel(metadata, q_net.cpu().eval())
+    )
+    return DQNModel(metadata, q_network.cpu().eval())
 
 
 # -- model -------------------------------------------------------------------------------------
 class DQNModel(TrainedModel):
-    """A trained Q-network: answers `q-values` and greedy `actions` for observations."""
+    """A trained Q-network: Q-values of observations, and its greedy policy's returns."""
 
     kind: ClassVar[str] = "dqn"
-    queries: ClassVar[tuple[str, ...]] = ("q-values", "actions")
+    q_network: nn.Module  # observations [B, observation_dim] -> Q-values [B, n_actions]
 
-    def __init__(self, metadata: dict[str, Any], q_net: QNetwork) -> None:
+    def __init__(self, metadata: dict[str, Any], q_network: nn.Module) -> None:
         super().__init__(metadata)
-        self.q_net = q_net
+        self.q_network = q_network
 
     @property
     def observation_dim(self) -> int:
@@ -446,42 +397,32 @@ class DQNModel(TrainedModel):
     def n_actions(self) -> int:
         return int(self.metadata["shapes"]["n_actions"])
 
+    @property
+    def env_id(self) -> str:
+        return str(self.metadata["shapes"]["env_id"])
+
     def state(self) -> dict[str, Any]:
-        return {"q_net": self.q_net.state_dict()}
+        return {"q_net": self.q_network.state_dict()}
 
     @classmethod
     def from_state(cls, metadata: dict[str, Any], state: dict[str, Any]) -> DQNModel:
         config = DQNConfig.model_validate(metadata["config"])
         shapes = metadata["shapes"]
-        q_net = make_q_network(config, int(shapes["observation_dim"]), int(shapes["n_actions"]))
-        q_net.load_state_dict(state["q_net"])
-        return cls(metadata, q_net.eval())
+        q_network = make_q_network(config, int(shapes["observation_dim"]), int(shapes["n_actions"]))
+        q_network.load_state_dict(state["q_net"])
+        return cls(metadata, q_network.eval())
 
-    def q_values(
-        self, *, observations: list[Any] | None = None, states: list[Any] | None = None
-    ) -> dict[str, Any]:
-        """Q(s, a) for each observation (a list of observation_dim numbers) and the greedy
-        action of each: {"q_values": [[...n_actions], ...], "actions": [int, ...]}."""
-        dim = self.observation_dim
-        if states is not None:
-            raise QueryError(
-                f"this model takes 'observations', each a list of {dim} numbers "
-                f"(an observation of {self.metadata['shapes']['env_id']}), not 'states'",
-                field="states",
-            )
-        x = observation_batch(observations, dim)
+    def q_function(self, observations: np.ndarray) -> np.ndarray:
+        """Q(s, a) [B, n_actions] for observations [B, observation_dim] (float32)."""
+        x = torch.as_tensor(np.asarray(observations, dtype=np.float32))
         with torch.no_grad():
-            q = self.q_net(torch.from_numpy(x)).numpy()
-        if not np.all(np.isfinite(q)):
-            raise QueryError(
-                "observations are too large for this network: the Q-values overflow",
-                field="observations",
-            )
-        return {"q_values": q.tolist(), "actions": q.argmax(axis=1).tolist()}
+            return self.q_network(x.reshape(-1, self.observation_dim)).numpy()
 
-    def actions(self, observations: list[Any]) -> list[int]:
-        """The greedy action argmax_a Q(s, a) for each observation."""
-        return self.q_values(observations=observations)["actions"]
+    def evaluate_policy(self, episodes: int, seed: int) -> list[float]:
+        """Undiscounted returns of the greedy policy in `episodes` fresh episodes, episode i
+        from `reset(seed=seed + i)` (`ml.rl.envs.evaluate`)."""
+        policy = greedy_policy(self.q_network, torch.device("cpu"))
+        return evaluate(policy, self.env_id, episodes, seed)
 
 
 ALGORITHM = Algorithm(
@@ -494,4 +435,5 @@ ALGORITHM = Algorithm(
     train=train,
     model=DQNModel,
     queue="gpu",
+    exact_resume=False,  # the environment's episode in progress is not checkpointed
 )

@@ -6,6 +6,9 @@ backed by CPU torch tensors so a checkpoint holds it as tensors (loadable with
 `torch.load(weights_only=True)`); writes go through NumPy views of the same memory, which
 costs a few hundred nanoseconds per transition instead of several torch dispatches.
 
+Actions are either discrete (an int64 per transition, DQN) or continuous (a float32 vector of
+`action_dim` per transition, DDPG/TD3), chosen by `action_dim`.
+
 Only `terminated` is stored, never `truncated`: a time-limit cut is not a terminal state, so
 the learner must still bootstrap from s' (Pardo et al. 2018, "Time Limits in RL").
 """
@@ -18,34 +21,46 @@ from typing import Any
 import numpy as np
 import torch
 
+from ml.rl.envs import EnvSpaces
+
 
 @dataclass(frozen=True)
 class Batch:
     """A mini-batch of transitions on the learner's device; rows are aligned."""
 
     observations: torch.Tensor  # [B, obs_dim] float32
-    actions: torch.Tensor  # [B] int64
+    actions: torch.Tensor  # [B] int64 (discrete) or [B, action_dim] float32 (continuous)
     rewards: torch.Tensor  # [B] float32
     next_observations: torch.Tensor  # [B, obs_dim] float32
     terminated: torch.Tensor  # [B] float32, 1.0 where s' is terminal
 
 
 class ReplayBuffer:
-    """A fixed-capacity FIFO of transitions with vector observations and discrete actions."""
+    """A fixed-capacity FIFO of transitions with vector observations; actions are discrete
+    (`action_dim=None`) or continuous vectors of `action_dim` numbers."""
 
-    def __init__(self, capacity: int, observation_dim: int) -> None:
-        if capacity < 1 or observation_dim < 1:
-            raise ValueError("capacity and observation_dim must be positive")
+    def __init__(self, capacity: int, observation_dim: int, action_dim: int | None = None) -> None:
+        if capacity < 1 or observation_dim < 1 or (action_dim is not None and action_dim < 1):
+            raise ValueError("capacity, observation_dim and action_dim must be positive")
         self.capacity = capacity
         self.observation_dim = observation_dim
+        self.action_dim = action_dim
         self.observations = torch.zeros(capacity, observation_dim, dtype=torch.float32)
         self.next_observations = torch.zeros(capacity, observation_dim, dtype=torch.float32)
-        self.actions = torch.zeros(capacity, dtype=torch.int64)
+        if action_dim is None:
+            self.actions = torch.zeros(capacity, dtype=torch.int64)  # actions[i]
+        else:
+            self.actions = torch.zeros(capacity, action_dim, dtype=torch.float32)  # [i, d]
         self.rewards = torch.zeros(capacity, dtype=torch.float32)
         self.terminated = torch.zeros(capacity, dtype=torch.float32)
         self.pos = 0  # next row to write
         self.size = 0  # rows holding a transition
         self._bind_views()
+
+    @classmethod
+    def for_env(cls, capacity: int, spaces: EnvSpaces) -> ReplayBuffer:
+        """A buffer shaped for an environment's observations and actions."""
+        return cls(capacity, spaces.observation_dim, None if spaces.discrete else spaces.action_dim)
 
     def _bind_views(self) -> None:
         # NumPy views share memory with the tensors: writing one writes the other.
@@ -61,7 +76,7 @@ class ReplayBuffer:
     def add(
         self,
         observation: np.ndarray,
-        action: int,
+        action: int | np.ndarray,
         reward: float,
         next_observation: np.ndarray,
         terminated: bool,
@@ -98,6 +113,7 @@ class ReplayBuffer:
         return {
             "capacity": self.capacity,
             "observation_dim": self.observation_dim,
+            "action_dim": self.action_dim,
             "pos": self.pos,
             "size": n,
             "observations": self.observations[:n].clone(),
@@ -108,13 +124,15 @@ class ReplayBuffer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore rows saved by `state_dict`; capacity and observation size must match."""
+        """Restore rows saved by `state_dict`; capacity and sizes must match."""
         if int(state["capacity"]) != self.capacity:
             raise ValueError(
                 f"checkpointed buffer holds {state['capacity']} rows, this one {self.capacity}"
             )
         if int(state["observation_dim"]) != self.observation_dim:
             raise ValueError("checkpointed buffer has a different observation size")
+        if state.get("action_dim") != self.action_dim:
+            raise ValueError("checkpointed buffer has different actions")
         n = int(state["size"])
         self.observations[:n] = state["observations"].cpu()
         self.next_observations[:n] = state["next_observations"].cpu()

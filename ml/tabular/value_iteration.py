@@ -11,8 +11,9 @@ with no positive reward to collect on the way. The greedy policy of the last Q i
 The environment is a text grid (`ml.tabular.gridworld.GridEnv`) or Gymnasium's FrozenLake-v1 read
 from its own transition table, so V* on slippery FrozenLake 4x4 is Gymnasium's: V*(start) =
 0.0689 at gamma 0.9 and 0.5420 at gamma 0.99. The kernels live in `ml.tabular.dp`; this file
-adds the config, progress and checkpoints (V is all a resumed run needs), and the model that answers
-"values" and "q-values" queries.
+adds the config and the run's plumbing (V is all a resumed run needs, so resuming is exact),
+and the model is a value table (`ml.tabular.models`). Nothing here is random: the seed is
+recorded, not used.
 """
 
 from __future__ import annotations
@@ -21,18 +22,15 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ml.core.algorithm import Algorithm
-from ml.core.errors import QueryError, TrainingStopped
 from ml.core.hooks import Hooks
-from ml.core.model import TrainedModel
-from ml.core.seeding import seed_everything
-from ml.core.validation import grid_states
-from ml.core.versions import library_versions
+from ml.core.metadata import model_metadata
+from ml.core.training import Run
 from ml.tabular import dp
-from ml.tabular.gridworld import EnvSpec, GridEnv, TabularMDP, build_mdp
+from ml.tabular.gridworld import EnvSpec, GridEnv, build_mdp
+from ml.tabular.models import TabularValueModel, mdp_description, mdp_shapes
 
 LOG_INTERVAL = 10  # sweeps between "dp/delta" metrics and progress reports
 
@@ -84,31 +82,21 @@ def train(
     resume: dict[str, Any] | None = None,
     datasets: Mapping[str, Any] | None = None,
 ) -> ValueIterationModel:
-    """Run value iteration to the tolerance; `device` is accepted and unused (NumPy on CPU)."""
-    seed_everything(seed)  # nothing here is random; seeded for uniformity with the others
+    """Run value iteration to the tolerance; NumPy on the CPU (`device` is unused)."""
     mdp = build_mdp(config.env)
-    V0, start = None, 0
-    if resume is not None:
-        V0 = resume["V"].double().numpy()
-        start = int(resume["step"])
-    total = config.max_iterations
+    V = np.zeros(mdp.n_states)  # V[s] of the latest sweep: all a checkpoint needs
+    run = Run(hooks, config, log_interval=LOG_INTERVAL)
+    run.track(V=V)
+    run.start(resume)
 
-    def checkpoint(iteration: int, V: np.ndarray) -> dict[str, Any]:
-        return {"step": iteration, "V": torch.from_numpy(V.copy())}
+    def after_sweep(iteration: int, V_k: np.ndarray, delta: float) -> None:
+        run.step = iteration
+        V[:] = V_k
+        run.metrics.set("dp/delta", delta)
+        if delta >= config.tolerance:  # once converged there is nothing to save or stop
+            run.end_step()
+            run.stop_if_asked()
 
-    def on_sweep(iteration: int, V: np.ndarray, delta: float) -> None:
-        if iteration % LOG_INTERVAL == 0 or delta < config.tolerance:
-            hooks.on_metrics(iteration, {"dp/delta": delta})
-            hooks.on_progress(iteration, total)
-        if delta < config.tolerance:
-            return  # converged: nothing left to checkpoint or stop
-        if iteration % config.checkpoint_interval == 0:
-            hooks.on_checkpoint(checkpoint(iteration, V))
-        if hooks.should_stop():
-            hooks.on_checkpoint(checkpoint(iteration, V))
-            raise TrainingStopped(iteration)
-
-    hooks.on_progress(start, total)
     result = dp.value_iteration(
         mdp.P,
         mdp.R,
@@ -116,109 +104,34 @@ def train(
         terminal=mdp.terminal,
         tolerance=config.tolerance,
         max_iterations=config.max_iterations,
-        V0=V0,
-        start_iteration=start,
-        callback=on_sweep,
+        V0=V,
+        start_iteration=run.step,
+        callback=after_sweep,
     )
-    hooks.on_progress(result.iterations, total)
     start_value = float(mdp.start @ result.V)
-    summary = {
-        "iterations": result.iterations,
-        "converged": result.converged,
-        "delta": result.delta,
-        "start_value": start_value,
-    }
-    hooks.on_metrics(result.iterations, {"dp/start_value": start_value})
-    metadata = {
-        "kind": ValueIterationModel.kind,
-        "algorithm": "value_iteration",
-        "shapes": mdp_shapes(mdp),
-        "env": mdp_description(mdp),
-        "config": config.model_dump(mode="json"),
-        "seed": seed,
-        "versions": library_versions(),
-        "summary": summary,
-    }
+    run.finish({"dp/start_value": start_value})
+    metadata = model_metadata(
+        kind=ValueIterationModel.kind,
+        algorithm="value_iteration",
+        config=config,
+        seed=seed,
+        shapes=mdp_shapes(mdp),
+        summary={
+            "iterations": result.iterations,
+            "converged": result.converged,
+            "delta": result.delta,
+            "start_value": start_value,
+        },
+        env=mdp_description(mdp),
+    )
     return ValueIterationModel(metadata, V=result.V, Q=result.Q)
 
 
-def mdp_shapes(mdp: TabularMDP) -> dict[str, Any]:
-    return {
-        "n_states": mdp.n_states,
-        "n_actions": mdp.n_actions,
-        "grid_shape": [mdp.shape[0], mdp.shape[1]],
-    }
-
-
-def mdp_description(mdp: TabularMDP) -> dict[str, Any]:
-    """What a model needs to answer queries about its grid without rebuilding the MDP."""
-    return {
-        "layout": list(mdp.layout),
-        "action_names": list(mdp.action_names),
-        "terminal": [bool(t) for t in mdp.terminal],
-    }
-
-
 # -- model -------------------------------------------------------------------------------------
-class TabularValueModel(TrainedModel):
-    """A value table V[s] and Q[s, a] on a grid, with the queries both DP and IRL answer."""
-
-    queries: ClassVar[tuple[str, ...]] = ("values", "q-values")
-
-    def __init__(self, metadata: dict[str, Any], *, V: np.ndarray, Q: np.ndarray) -> None:
-        super().__init__(metadata)
-        self.V = np.asarray(V, dtype=np.float64)  # V[s]
-        self.Q = np.asarray(Q, dtype=np.float64)  # Q[s, a]
-
-    @property
-    def grid_shape(self) -> tuple[int, int]:
-        rows, cols = self.metadata["shapes"]["grid_shape"]
-        return int(rows), int(cols)
-
-    def _grid(self, per_state: np.ndarray) -> list[list[float]]:
-        return np.asarray(per_state, dtype=np.float64).reshape(self.grid_shape).tolist()
-
-    def values(self) -> dict[str, Any]:
-        """V* per state, its greedy policy, and V laid out on the grid (rows x cols)."""
-        env = self.metadata["env"]
-        return {
-            "values": self.V.tolist(),
-            "policy": dp.greedy(self.Q).tolist(),
-            "action_names": list(env["action_names"]),
-            "shape": list(self.grid_shape),
-            "layout": list(env["layout"]),
-            "grid": self._grid(self.V),
-            # Cells that end an episode (goals, hazards; walls, which no one enters): value
-            # iteration gives them value 0, and their policy entry means nothing.
-            "terminal": list(env["terminal"]),
-        }
-
-    def q_values(
-        self, *, observations: list[Any] | None = None, states: list[Any] | None = None
-    ) -> dict[str, Any]:
-        """Q(s, a) for the given states (flat indices or [row, col] pairs) and greedy actions."""
-        if observations is not None or states is None:
-            raise QueryError(
-                f"a {self.kind} model is queried by grid 'states' (indices or [row, col] "
-                "pairs), not by 'observations'",
-                field="states" if observations is None else "observations",
-            )
-        index = grid_states(states, self.grid_shape)
-        q = self.Q[index]  # q[i, a]
-        return {"q_values": q.tolist(), "actions": dp.greedy(q).tolist()}
-
-    def state(self) -> dict[str, Any]:
-        return {"V": torch.from_numpy(self.V.copy()), "Q": torch.from_numpy(self.Q.copy())}
-
-
 class ValueIterationModel(TabularValueModel):
-    """The optimal values of a grid world found by value iteration."""
+    """The optimal values V*[s] and Q*[s, a] of a grid world, found by value iteration."""
 
     kind: ClassVar[str] = "value_iteration"
-
-    @classmethod
-    def from_state(cls, metadata: dict[str, Any], state: dict[str, Any]) -> ValueIterationModel:
-        return cls(metadata, V=state["V"].double().numpy(), Q=state["Q"].double().numpy())
 
 
 ALGORITHM = Algorithm(

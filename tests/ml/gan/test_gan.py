@@ -1,42 +1,25 @@
-"""The GAN on the ring of Gaussians: datasets, the mode-coverage metric, learning, the model."""
+"""The GAN: datasets and metrics, learning on the ring, uploaded samples, and the model.
+
+Save/load, determinism, stop/resume and config rejection are checked for every algorithm in
+tests/ml/test_algorithms.py.
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from pathlib import Path
-
 import numpy as np
 import pytest
-import torch
 from pydantic import ValidationError
 
-from ml.core.errors import QueryError, TrainingStopped, UnsupportedQuery
+from ml.core.errors import ConfigError, QueryError
 from ml.core.hooks import NullHooks, RecordingHooks
-from ml.core.model import load
+from ml.core.model import from_payload
+from ml.data import Dataset, UploadedDataset
 from ml.gan.datasets import RingDataset, ring_means, sample_ring
-from ml.gan.gan import ALGORITHM, MAX_SAMPLES, GANConfig, GANModel, train
-from ml.gan.metrics import mode_coverage
+from ml.gan.gan import ALGORITHM, GANConfig, GANModel, train
+from ml.gan.metrics import mmd_rbf, mode_coverage
+from tests.tiny_configs import TINY_CONFIGS
 
-# A few steps of a small network: enough to exercise the plumbing, not to learn.
-TINY = {
-    "generator_hidden": [16, 16],
-    "discriminator_hidden": [16],
-    "batch_size": 32,
-    "total_steps": 60,
-    "checkpoint_interval": 20,
-    "eval_interval": 30,
-    "eval_samples": 200,
-}
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Small networks run faster on one thread than on two shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+TINY = TINY_CONFIGS["gan"]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +27,15 @@ def tiny_model() -> GANModel:
     return train(GANConfig(**TINY), seed=0, hooks=NullHooks())
 
 
-# -- datasets and metric -------------------------------------------------------------------------
+def blobs(n: int = 600, d: int = 3, seed: int = 0) -> Dataset:
+    """An uploaded `samples` dataset: two Gaussian blobs in d dimensions, with labels."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, size=n)
+    x = (rng.standard_normal((n, d)) * 0.1 + 2.0 * y[:, None] - 1.0).astype(np.float32)
+    return Dataset(kind="samples", arrays={"x": x, "y": y})
+
+
+# -- datasets and metrics ------------------------------------------------------------------------
 def test_ring_means_lie_on_the_circle() -> None:
     means = ring_means(8, radius=2.0)
     assert means.shape == (8, 2)
@@ -77,31 +68,39 @@ def test_mode_coverage_of_real_data_and_of_a_collapsed_generator() -> None:
     assert result["high_quality"] == pytest.approx(0.9)
 
 
+def test_mmd_tells_matching_samples_from_shifted_ones() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((300, 2)), rng.standard_normal((300, 2))
+    same, shifted = mmd_rbf(x, y), mmd_rbf(x + 1.0, y)
+    assert 0.0 <= same < 0.02 < shifted
+    assert mmd_rbf(y, y) == pytest.approx(0.0, abs=1e-12)
+
+
 # -- config --------------------------------------------------------------------------------------
-def test_config_defaults_and_bounds() -> None:
+def test_config_defaults_and_datasets() -> None:
     config = GANConfig()
     assert config.dataset == RingDataset(kind="ring", n_modes=8, radius=1.0, std=0.01)
     assert config.loss == "non_saturating"
     GANConfig.model_validate({"dataset": {"kind": "ring", "n_modes": 25}})
+    uploaded = GANConfig.model_validate({"dataset": {"kind": "uploaded", "id": "abc"}})
+    assert uploaded.dataset == UploadedDataset(id="abc")
     bad_configs: list[dict[str, object]] = [
-        {"unknown": 1},
         {"dataset": {"kind": "digits"}},
+        {"dataset": {"kind": "uploaded"}},
+        {"dataset": {"kind": "uploaded", "id": ""}},
         {"dataset": {"n_modes": 1}},
-        {"dataset": {"n_modes": 65}},
         {"dataset": {"std": 0.0}},
         {"loss": "wasserstein"},
         {"generator_hidden": []},
         {"generator_hidden": [64] * 9},
         {"discriminator_hidden": [0]},
-        {"total_steps": 0},
-        {"total_steps": 1_000_001},
-        {"eval_samples": MAX_SAMPLES + 1},
+        {"eval_samples": 10_001},
     ]
     for bad in bad_configs:
         with pytest.raises(ValidationError):
             GANConfig.model_validate(bad)
     assert ALGORITHM.name == "gan" and ALGORITHM.queue == "gpu" and ALGORITHM.family == "gan"
-    assert ALGORITHM.model is GANModel and ALGORITHM.queries == ("samples",)
+    assert ALGORITHM.model is GANModel and ALGORITHM.dataset_kinds == ("samples",)
 
 
 # -- learning ------------------------------------------------------------------------------------
@@ -109,11 +108,11 @@ def test_config_defaults_and_bounds() -> None:
 def test_non_saturating_gan_captures_the_modes_of_the_ring() -> None:
     """Vanilla GAN on 8 Gaussians of std 0.01: at least 7 modes, 80% of samples within 3 std."""
     config = GANConfig(total_steps=2000, eval_interval=1000)
-    assert config.dataset.std == 0.01 and config.dataset.radius == 1.0
+    assert config.dataset.std == 0.01 and config.dataset.radius == 1.0  # type: ignore[union-attr]
     hooks = RecordingHooks()
     model = train(config, seed=0, hooks=hooks)
 
-    result = mode_coverage(model.samples(2500, seed=0), ring_means(8, 1.0), std=0.01)
+    result = mode_coverage(model.generate(2500, seed=0), ring_means(8, 1.0), std=0.01)
     assert result["modes"] >= 7, result
     assert result["high_quality"] >= 0.8, result
 
@@ -121,99 +120,81 @@ def test_non_saturating_gan_captures_the_modes_of_the_ring() -> None:
     assert summary["modes"] >= 7 and summary["high_quality"] >= 0.8
     assert hooks.last("eval/modes") == summary["modes"]
     assert {"losses/discriminator", "losses/generator", "eval/high_quality"} <= set(hooks.metrics)
+    assert {"gan/d_real", "gan/d_fake"} <= set(hooks.metrics)
     assert hooks.progress[-1] == (2000, 2000)
+    assert not hooks.warnings
 
 
 @pytest.mark.slow
 def test_minimax_generator_loss_also_trains() -> None:
     config = GANConfig(loss="minimax", total_steps=1000, eval_interval=1000)
     model = train(config, seed=0, hooks=NullHooks())
-    result = mode_coverage(model.samples(2500, seed=0), ring_means(), std=0.01)
+    result = mode_coverage(model.generate(2500, seed=0), ring_means(), std=0.01)
     assert result["modes"] >= 6, result
     assert result["high_quality"] >= 0.5, result
 
 
+# -- uploaded samples ----------------------------------------------------------------------------
+def test_trains_on_uploaded_samples_and_rebuilds_without_them() -> None:
+    data = blobs()
+    config = GANConfig(**{**TINY, "dataset": {"kind": "uploaded", "id": "blobs"}})
+    hooks = RecordingHooks()
+    model = train(config, seed=0, hooks=hooks, datasets={"blobs": data})
+    assert model.data_dim == 3 and model.metadata["shapes"] == {"latent_dim": 2, "data_dim": 3}
+    assert "eval/mmd" in hooks.metrics and "eval/modes" not in hooks.metrics
+    assert model.metadata["summary"]["mmd"] >= 0.0
+    assert model.generate(5, seed=0).shape == (5, 3)
+    loaded = GANModel.from_state(model.metadata, model.state())  # no dataset needed
+    np.testing.assert_array_equal(loaded.generate(5, seed=1), model.generate(5, seed=1))
+
+
+def test_uploaded_samples_must_be_provided_and_of_the_right_kind() -> None:
+    config = GANConfig(**{**TINY, "dataset": {"kind": "uploaded", "id": "blobs"}})
+    with pytest.raises(ConfigError, match="not provided"):
+        train(config, seed=0, hooks=NullHooks())
+    mdp = Dataset(kind="mdp", arrays={"x": np.zeros((3, 2))})
+    with pytest.raises(ConfigError, match="samples"):
+        train(config, seed=0, hooks=NullHooks(), datasets={"blobs": mdp})
+    flat = Dataset(kind="samples", arrays={"x": np.zeros(4, np.float32)})
+    with pytest.raises(ConfigError, match=r"\[N, d\]"):
+        train(config, seed=0, hooks=NullHooks(), datasets={"blobs": flat})
+
+
 # -- the model -----------------------------------------------------------------------------------
-def test_metadata_is_json_and_describes_the_model(tiny_model: GANModel) -> None:
-    metadata = tiny_model.metadata
-    json.dumps(metadata)
-    assert metadata["kind"] == "gan" and metadata["algorithm"] == "gan"
-    assert metadata["shapes"] == {"latent_dim": 2, "data_dim": 2}
-    assert metadata["seed"] == 0
-    assert GANConfig.model_validate(metadata["config"]) == GANConfig(**TINY)
-    assert {"modes", "high_quality"} <= set(metadata["summary"])
+def test_model_keeps_both_networks(tiny_model: GANModel) -> None:
+    assert set(tiny_model.state()) == {"generator", "discriminator"}
+    assert tiny_model.latent_dim == 2 and tiny_model.data_dim == 2
+    assert tiny_model.discriminator is not None
+    assert not tiny_model.generator.training and not tiny_model.discriminator.training
 
 
-def test_samples_are_seeded(tiny_model: GANModel) -> None:
-    a = tiny_model.samples(100, seed=3)
-    assert a.shape == (100, 2)
-    np.testing.assert_array_equal(a, tiny_model.samples(100, seed=3))
-    assert not np.array_equal(a, tiny_model.samples(100, seed=4))
-    assert not np.array_equal(tiny_model.samples(100), tiny_model.samples(100))
-    assert tiny_model.samples(MAX_SAMPLES, seed=0).shape == (MAX_SAMPLES, 2)
-
-
-def test_save_and_load_round_trip(tiny_model: GANModel, tmp_path: Path) -> None:
-    tiny_model.save(tmp_path / "m.pt")
-    loaded = load(tmp_path / "m.pt")
-    assert isinstance(loaded, GANModel)
-    assert loaded.metadata == tiny_model.metadata
-    np.testing.assert_array_equal(loaded.samples(50, seed=7), tiny_model.samples(50, seed=7))
-
-
-def test_same_seed_same_model() -> None:
-    a = train(GANConfig(**TINY), seed=5, hooks=NullHooks())
-    b = train(GANConfig(**TINY), seed=5, hooks=NullHooks())
-    c = train(GANConfig(**TINY), seed=6, hooks=NullHooks())
-    np.testing.assert_array_equal(a.samples(50, seed=0), b.samples(50, seed=0))
-    assert not np.array_equal(a.samples(50, seed=0), c.samples(50, seed=0))
-
-
-def test_resume_from_a_checkpoint_continues_where_it_stopped(tmp_path: Path) -> None:
-    config = GANConfig(**TINY)
-    hooks = RecordingHooks(stop_after_checkpoints=1)
-    with pytest.raises(TrainingStopped) as stopped:
-        train(config, seed=1, hooks=hooks)
-    assert stopped.value.step == 20
-    # The checkpoint survives the trip through a weights-only file, as the worker stores it.
-    torch.save(hooks.checkpoints[-1], tmp_path / "ckpt.pt")
-    state = torch.load(tmp_path / "ckpt.pt", weights_only=True)
-    assert state["step"] == 20
-
-    resumed_hooks = RecordingHooks()
-    resumed = train(config, seed=1, hooks=resumed_hooks, resume=state)
-    assert resumed_hooks.progress[0] == (20, 60)
-    assert resumed.metadata["summary"]["steps"] == 60
-    # Every random number generator was restored: the same model as an uninterrupted run.
-    straight = train(config, seed=1, hooks=NullHooks())
-    np.testing.assert_array_equal(resumed.samples(50, seed=0), straight.samples(50, seed=0))
-
-
-@pytest.mark.parametrize(
-    ("n", "seed", "field"),
-    [
-        (0, None, "n"),
-        (MAX_SAMPLES + 1, None, "n"),
-        (-3, None, "n"),
-        (2.5, None, "n"),
-        ("10", None, "n"),
-        (True, None, "n"),
-        (None, None, "n"),
-        (10, -1, "seed"),
-        (10, 2**63, "seed"),
-        (10, "1", "seed"),
-        (10, 1.0, "seed"),
-        (10, True, "seed"),
-    ],
-)
-def test_bad_sample_queries_raise_query_error(
-    tiny_model: GANModel, n: object, seed: object, field: str
+def test_a_model_file_saved_without_its_discriminator_still_generates(
+    tiny_model: GANModel,
 ) -> None:
-    with pytest.raises(QueryError) as error:
-        tiny_model.samples(n, seed=seed)  # type: ignore[arg-type]
-    assert error.value.field == field
+    """Files written before models kept their discriminator load, and say why they cannot
+    score points."""
+    payload = tiny_model.payload()
+    del payload["state"]["discriminator"]
+    old = from_payload(payload)
+    assert isinstance(old, GANModel)
+    assert np.array_equal(old.generate(5, seed=1), tiny_model.generate(5, seed=1))
+    with pytest.raises(QueryError, match="without its discriminator"):
+        old.discriminate(np.zeros((1, 2), np.float32))
 
 
-def test_other_queries_are_unsupported(tiny_model: GANModel) -> None:
-    with pytest.raises(UnsupportedQuery):
-        tiny_model.q_values(observations=[[0.0, 0.0]])
+def test_generate_is_seeded(tiny_model: GANModel) -> None:
+    a = tiny_model.generate(100, seed=3)
+    assert a.shape == (100, 2) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, tiny_model.generate(100, seed=3))
+    assert not np.array_equal(a, tiny_model.generate(100, seed=4))
+    assert not np.array_equal(tiny_model.generate(100, None), tiny_model.generate(100, None))
+    assert tiny_model.generate(1, seed=2**63 - 1).shape == (1, 2)
+    assert tiny_model.generate(10_000, seed=0).shape == (10_000, 2)
+
+
+def test_discriminate_gives_probabilities(tiny_model: GANModel) -> None:
+    points = np.array([[1.0, 0.0], [0.0, 0.0], [1e30, -1e30]], dtype=np.float32)
+    scores = tiny_model.discriminate(points)
+    assert scores.shape == (3,) and np.all((scores >= 0.0) & (scores <= 1.0))
+    np.testing.assert_array_equal(scores, tiny_model.discriminate(points))
+    assert tiny_model.discriminate(np.zeros((0, 2), np.float32)).shape == (0,)

@@ -1,17 +1,17 @@
-"""Value iteration and the DP kernels: published and hand-computed answers, and the model."""
+"""Value iteration and the DP kernels: published and hand-computed answers, and the model.
+
+Save/load, determinism, stop/resume and config rejection are checked for every algorithm in
+tests/ml/test_algorithms.py.
+"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 from pydantic import ValidationError
 
 import ml
-from ml.core.errors import QueryError, TrainingStopped
 from ml.core.hooks import NullHooks, RecordingHooks
 from ml.tabular import dp
 from ml.tabular.gridworld import FrozenLakeEnv, GridEnv
@@ -32,22 +32,22 @@ def frozen_lake(discount: float, **kwargs: object) -> ValueIterationConfig:
 @pytest.mark.parametrize(("discount", "expected"), [(0.9, 0.0689), (0.99, 0.5420)])
 def test_slippery_frozen_lake_start_value(discount: float, expected: float) -> None:
     model = solve(frozen_lake(discount))
-    assert abs(model.values()["values"][0] - expected) < 5e-5
+    assert abs(model.V[0] - expected) < 5e-5
     assert model.metadata["summary"]["converged"]
-    assert model.metadata["summary"]["start_value"] == model.values()["values"][0]
+    assert model.metadata["summary"]["start_value"] == model.V[0]
 
 
 @pytest.mark.slow
 def test_frozen_lake_greedy_policy_succeeds_about_74_percent() -> None:
-    policy = solve(frozen_lake(0.99)).values()["policy"]
+    policy = dp.greedy(solve(frozen_lake(0.99)).Q)
     env = gym.make("FrozenLake-v1", map_name="4x4", is_slippery=True)  # 100-step time limit
     successes, episodes = 0, 2000
     obs, _ = env.reset(seed=0)
     for _ in range(episodes):
         done, reward = False, 0.0
         while not done:
-            obs, reward, terminated, truncated, _ = env.step(policy[obs])
-            done = terminated or truncated
+            obs, r, terminated, truncated, _ = env.step(int(policy[obs]))
+            done, reward = terminated or truncated, float(r)
         successes += reward == 1.0
         obs, _ = env.reset()
     assert 0.70 <= successes / episodes <= 0.78
@@ -60,12 +60,12 @@ def test_russell_norvig_4x3_world() -> None:
     V here is AIMA's U plus 0.04 (the first charge), and terminal values are 0, not +-1.
     """
     model = solve(ValueIterationConfig(discount=1.0, tolerance=1e-12))  # the default grid
-    V = np.array(model.values()["grid"]) - 0.04
+    V = model.V.reshape(model.grid_shape) - 0.04
     aima = {(0, 0): 0.812, (0, 1): 0.868, (0, 2): 0.918, (1, 0): 0.762, (1, 2): 0.660}
     aima |= {(2, 0): 0.705, (2, 1): 0.655, (2, 2): 0.611, (2, 3): 0.388}
     for cell, utility in aima.items():
         assert abs(V[cell] - utility) < 5e-4, cell
-    policy = np.array(model.values()["policy"]).reshape(3, 4)
+    policy = dp.greedy(model.Q).reshape(3, 4)
     # AIMA Fig. 17.2(a): right along the top, up the left column, left along the bottom, and
     # up from (1, 2) towards the top row rather than right past the -1.
     assert policy[0, :3].tolist() == [RIGHT] * 3
@@ -79,7 +79,7 @@ def test_tiny_corridor_exact_values() -> None:
     config = ValueIterationConfig(
         env=GridEnv(layout=["S.G"], step_reward=step, slip=p), discount=gamma, tolerance=1e-12
     )
-    values = solve(config).values()["values"]
+    values = solve(config).V
     # V1 = (1-p) * 1 + p * (step + gamma V1); V0 = (1-p)(step + gamma V1) + p (step + gamma V0)
     v1 = ((1 - p) + p * step) / (1 - gamma * p)
     v0 = ((1 - p) * (step + gamma * v1) + p * step) / (1 - gamma * p)
@@ -87,7 +87,7 @@ def test_tiny_corridor_exact_values() -> None:
     deterministic = ValueIterationConfig(
         env=GridEnv(layout=["S.G"], step_reward=step, slip=0.0), discount=gamma
     )
-    assert solve(deterministic).values()["values"] == pytest.approx([0.8, 1.0, 0.0])
+    np.testing.assert_allclose(solve(deterministic).V, [0.8, 1.0, 0.0], atol=1e-12)
 
 
 # -- the kernels -------------------------------------------------------------------------------
@@ -145,44 +145,17 @@ def test_soft_value_iteration_and_visitation_are_distributions() -> None:
     np.testing.assert_allclose(stationary, repeated)
 
 
-# -- the model ---------------------------------------------------------------------------------
-def test_values_and_q_values_queries() -> None:
+# -- the model and the run -----------------------------------------------------------------
+def test_model_exposes_its_tables_and_grid() -> None:
     model = solve(ValueIterationConfig())
-    values = model.values()
-    assert values["shape"] == [3, 4] and values["layout"] == ["...G", ".#.H", "S..."]
-    assert values["action_names"] == ["left", "down", "right", "up"]
-    assert len(values["values"]) == len(values["policy"]) == 12
-    assert np.array(values["grid"]).shape == (3, 4)
-    assert values["grid"][2][0] == values["values"][8]
-    assert values["terminal"][3] and not values["terminal"][8]
-    answer = model.q_values(states=[[2, 0], 8, [0, 2]])
-    assert answer["q_values"][0] == answer["q_values"][1]
-    assert len(answer["q_values"][0]) == 4
-    assert answer["actions"] == [values["policy"][8], values["policy"][8], values["policy"][2]]
-    assert max(answer["q_values"][2]) == pytest.approx(values["values"][2])
+    assert model.V.shape == (12,) and model.Q.shape == (12, 4)
+    np.testing.assert_allclose(model.Q.max(axis=1), model.V, atol=1e-7)
+    assert model.grid_shape == (3, 4) and model.layout == ["...G", ".#.H", "S..."]
+    assert model.action_names == ["left", "down", "right", "up"]
+    assert model.terminal[3] and model.terminal[5] and not model.terminal[8]  # G, wall, S
+    assert model.V[3] == 0.0 and model.V[7] == 0.0  # nothing follows G or H
     assert model.metadata["shapes"] == {"n_states": 12, "n_actions": 4, "grid_shape": [3, 4]}
-
-
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"observations": [[0.0, 1.0]]},
-        {"observations": [[0.0]], "states": [0]},
-        {},
-        {"states": [12]},
-        {"states": [[3, 0]]},
-        {"states": [[0, 1, 2]]},
-        {"states": ["a"]},
-        {"states": []},
-        {"states": 3},
-    ],
-)
-def test_bad_queries_raise_query_error(kwargs: dict) -> None:
-    model = solve(ValueIterationConfig())
-    with pytest.raises(QueryError):
-        model.q_values(**kwargs)
-    with pytest.raises(ml.UnsupportedQuery):
-        model.rewards()
+    assert not hasattr(model, "reward")  # the rewards query is for learned rewards
 
 
 def test_config_validation() -> None:
@@ -192,47 +165,18 @@ def test_config_validation() -> None:
         ValueIterationConfig(discount=1.5)
     with pytest.raises(ValidationError):
         ValueIterationConfig(env={"kind": "frozen_lake", "map_name": "5x5"})
-    with pytest.raises(ValidationError):
-        ValueIterationConfig(epochs=3)  # type: ignore[call-arg]
-
-
-def test_save_load_round_trip(tmp_path: Path) -> None:
-    model = solve(frozen_lake(0.99))
-    model.save(tmp_path / "m.pt")
-    loaded = ml.load(tmp_path / "m.pt")
-    assert isinstance(loaded, ValueIterationModel)
-    assert loaded.values() == model.values()
-    assert loaded.q_values(states=[0, [3, 3]]) == model.q_values(states=[0, [3, 3]])
-    assert loaded.metadata == model.metadata
-    assert torch.load(tmp_path / "m.pt", weights_only=True)["kind"] == "value_iteration"
-
-
-def test_same_seed_same_result_and_registry() -> None:
-    config = {"env": {"kind": "grid", "layout": ["S..", ".#.", "..G"]}, "discount": 0.95}
-    a = ml.train("value_iteration", config, seed=3)
-    b = ml.train("value_iteration", config, seed=3)
-    assert a.values() == b.values()
     assert ml.get_algorithm("value_iteration").queue == "cpu"
     assert ml.get_algorithm("value_iteration").family == "dp"
 
 
-def test_stop_and_resume_continue_from_the_checkpoint() -> None:
+def test_reports_convergence_and_checkpoints_v() -> None:
     config = frozen_lake(0.99, checkpoint_interval=50)
-    full_hooks = RecordingHooks()
-    full = train(config, seed=0, hooks=full_hooks)
-    assert full_hooks.metrics["dp/delta"][-1][1] < config.tolerance
-    assert [c["step"] for c in full_hooks.checkpoints][:2] == [50, 100]
-
-    hooks = RecordingHooks(stop_after_checkpoints=1)
-    with pytest.raises(TrainingStopped) as stopped:
-        train(config, seed=0, hooks=hooks)
-    assert stopped.value.step == 50
-    state = hooks.checkpoints[-1]
-    assert state["step"] == 50 and isinstance(state["V"], torch.Tensor)
-
-    resumed_hooks = RecordingHooks()
-    resumed = train(config, seed=0, hooks=resumed_hooks, resume=state)
-    assert resumed_hooks.progress[0][0] == 50
-    assert resumed_hooks.metrics["dp/delta"][0][0] == 60
-    assert resumed.metadata["summary"]["iterations"] == full.metadata["summary"]["iterations"]
-    assert resumed.values() == full.values()
+    hooks = RecordingHooks()
+    model = train(config, seed=0, hooks=hooks)
+    iterations = model.metadata["summary"]["iterations"]
+    assert hooks.metrics["dp/delta"][-1] == (iterations, model.metadata["summary"]["delta"])
+    assert hooks.metrics["dp/delta"][-1][1] < config.tolerance
+    assert hooks.last("dp/start_value") == model.V[0]
+    assert [c["step"] for c in hooks.checkpoints][:2] == [50, 100]
+    assert hooks.checkpoints[0]["V"].shape == (16,)
+    assert hooks.progress[-1] == (iterations, config.max_iterations)

@@ -1,0 +1,271 @@
+"""The training skeleton: the plumbing every `train()` needs besides its algorithm, once.
+
+An algorithm file reads top to bottom: config, networks, update step, loop. The loop hands
+the rest to a `Run`:
+
+    run = Run(hooks, config, log_interval=LOG_INTERVAL, suspicions=[...])
+    run.track(q_network=q_network, optimizer=optimizer, rng=rng)  # what a checkpoint holds
+    run.start(resume)               # restore them and `run.step`; report progress
+    while run.step < config.total_steps:
+        run.stop_if_asked()         # checkpoint (unless this step has one) and stop
+        loss = update(...)          # the algorithm
+        run.metrics.add("losses/td", loss)  # stays on the device until the next log
+        run.advance()               # step += 1
+        if run.due(config.eval_interval): run.report({"eval/return": evaluate(...)})
+        run.end_step()              # log and checkpoint when due
+    run.finish()                    # what is still buffered, and the final progress
+
+What it guarantees, so that no algorithm has to remember it:
+
+- A stop checkpoints once: `stop_if_asked` writes a checkpoint and raises `TrainingStopped`,
+  unless the current step already has one (a scheduled checkpoint just written, or the one a
+  run resumed from), which is then the one to resume from.
+- A checkpoint is `{"step": int, "values": {...}, <tracked name>: <its state>, ...}` made
+  only of tensors and plain containers, every tensor a copy on the CPU: it loads with
+  `torch.load(weights_only=True)`, does not move on with the live weights, and does not hold
+  GPU memory. Random generators are tracked like networks, so a resumed run draws the same
+  numbers the uninterrupted one would have.
+- Metrics are namespaced (`ml.core.metrics`), buffered between logs with one device
+  synchronisation per log, and health-checked (`ml.core.health`) before they are reported.
+
+A helper object rather than a base class to inherit from: `train` stays a plain function
+whose loop is written out in its own file, and the families, which share little else, share
+no hierarchy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from pydantic import BaseModel
+from torch import nn
+
+from ml.core.errors import ArtifactError, TrainingStopped
+from ml.core.health import HealthCheck, Suspicion
+from ml.core.hooks import Hooks
+from ml.core.metrics import MetricBuffer, check_name
+
+
+class Stateful(Protocol):
+    """Anything with PyTorch's `state_dict` / `load_state_dict` pair (networks, optimizers,
+    `ml.rl.replay.ReplayBuffer`, `KeepBest`)."""
+
+    def state_dict(self) -> Any: ...
+
+    def load_state_dict(self, state: Any) -> Any: ...
+
+
+# What `Run.track` accepts; a NumPy array is restored in place, so update it in place too.
+Tracked = Stateful | np.random.Generator | torch.Generator | np.ndarray
+
+
+def cpu_copy(value: Any) -> Any:
+    """A deep copy with every tensor on the CPU (NumPy arrays become tensors), so a
+    checkpoint never aliases live weights and loads with `weights_only=True`."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    if isinstance(value, dict):
+        return {k: cpu_copy(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(cpu_copy(v) for v in value)
+    return value
+
+
+def state_of(obj: Tracked) -> Any:
+    """The checkpointable state of a tracked object, copied to the CPU."""
+    if isinstance(obj, np.random.Generator):
+        return cpu_copy(obj.bit_generator.state)  # a dict of str and int
+    if isinstance(obj, torch.Generator):
+        return obj.get_state().clone()  # a CPU byte tensor, whatever the device
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(obj.copy())
+    return cpu_copy(obj.state_dict())
+
+
+def load_state(obj: Tracked, state: Any) -> None:
+    """Put `state` (from `state_of`) back into `obj`, in place."""
+    if isinstance(obj, np.random.Generator):
+        obj.bit_generator.state = state
+    elif isinstance(obj, torch.Generator):
+        obj.set_state(state.cpu())
+    elif isinstance(obj, np.ndarray):
+        values = state.cpu().numpy()
+        if values.shape != obj.shape:
+            raise ValueError(f"checkpointed array has shape {values.shape}, not {obj.shape}")
+        obj[...] = values
+    else:
+        obj.load_state_dict(state)
+
+
+def budget(config: BaseModel) -> int:
+    """A run's length: its config's one budget field, `total_steps` (environment or
+    generator steps) or `max_iterations` (iterative solvers)."""
+    fields = [f for f in ("total_steps", "max_iterations") if f in type(config).model_fields]
+    if len(fields) != 1:
+        raise TypeError(f"{type(config).__name__} needs one of total_steps or max_iterations")
+    return int(getattr(config, fields[0]))
+
+
+class Run:
+    """One training run's step counter, checkpoints, stop, metrics and progress; its
+    length and checkpoint interval come from the config (`budget`, `checkpoint_interval`)."""
+
+    def __init__(
+        self,
+        hooks: Hooks,
+        config: BaseModel,
+        *,
+        log_interval: int,
+        suspicions: Sequence[Suspicion] = (),
+    ) -> None:
+        self.hooks = hooks
+        self.total = budget(config)
+        self.log_interval = log_interval
+        self.checkpoint_interval = int(getattr(config, "checkpoint_interval"))  # noqa: B009
+        self.step = 0
+        self.metrics = MetricBuffer()
+        self.health = HealthCheck(hooks, suspicions)
+        # Plain values a checkpoint keeps besides the tracked objects (episode counts...).
+        self.values: dict[str, Any] = {}
+        self._tracked: dict[str, Tracked] = {}
+        self._checkpointed_step: int | None = None
+        self._reported_step: int | None = None
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def track(self, **objects: Tracked) -> None:
+        """Name what a checkpoint holds: networks, optimizers, buffers, generators, arrays."""
+        for name in objects:
+            if name in ("step", "values") or name in self._tracked:
+                raise ValueError(f"{name!r} is already part of the checkpoint")
+        self._tracked.update(objects)
+
+    def start(self, resume: Mapping[str, Any] | None = None) -> None:
+        """Restore the tracked objects, `values` and `step` from a checkpoint (if any), and
+        report the starting progress."""
+        if resume is not None:
+            # A copy: optimizers adopt the tensors they load and update them in place, which
+            # would change the caller's checkpoint under it.
+            resume = cpu_copy(dict(resume))
+            missing = [n for n in ("step", *self._tracked) if n not in resume]
+            if missing:
+                raise ArtifactError(f"the checkpoint does not fit this run: no {missing}")
+            self.step = int(resume["step"])
+            for name, obj in self._tracked.items():
+                load_state(obj, resume[name])
+            self.values.update(resume.get("values", {}))
+            self._checkpointed_step = self.step  # resuming from it: no need to write it again
+        self.progress()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The checkpoint of the current step; see the module docstring."""
+        state = {name: state_of(obj) for name, obj in self._tracked.items()}
+        return {"step": self.step, "values": cpu_copy(self.values), **state}
+
+    def checkpoint(self) -> None:
+        self.hooks.on_checkpoint(self.snapshot())
+        self._checkpointed_step = self.step
+
+    def stop_if_asked(self) -> None:
+        """When the caller asks to stop: checkpoint this step, once, and raise."""
+        if self.hooks.should_stop():
+            if self._checkpointed_step != self.step:
+                self.checkpoint()
+            raise TrainingStopped(self.step)
+
+    # -- the step ----------------------------------------------------------------------------
+    def advance(self) -> int:
+        """Count one step done; returns the new step."""
+        self.step += 1
+        return self.step
+
+    def due(self, interval: int) -> bool:
+        """Whether something done every `interval` steps (and at the end) is due now."""
+        return self.step % interval == 0 or self.step == self.total
+
+    def end_step(self) -> None:
+        """Log when due; checkpoint when due (never at the end: the model is the result)."""
+        if self.due(self.log_interval):
+            self.log()
+        if self.step % self.checkpoint_interval == 0 and self.step < self.total:
+            self.checkpoint()
+
+    # -- reporting -------------------------------------------------------------------------
+    def report(self, metrics: Mapping[str, float]) -> None:
+        """Health-check `metrics` and hand them to the hooks at the current step."""
+        for name in metrics:
+            check_name(name)
+        self.health.check(self.step, metrics)
+        self.hooks.on_metrics(self.step, dict(metrics))
+
+    def progress(self) -> None:
+        self.hooks.on_progress(self.step, self.total)
+        self._reported_step = self.step
+
+    def log(self, metrics: Mapping[str, float] | None = None) -> None:
+        """Report the buffered metrics (one device sync) with `metrics`, and the progress
+        (once per step)."""
+        flushed = {**self.metrics.flush(), **(metrics or {})}
+        if flushed:
+            self.report(flushed)
+        if self._reported_step != self.step:
+            self.progress()
+
+    def finish(self, metrics: Mapping[str, float] | None = None) -> None:
+        """After the loop: report what is still buffered and `metrics`, and the progress."""
+        if self.metrics or metrics or self._reported_step != self.step:
+            self.log(metrics)
+
+
+class KeepBest:
+    """The weights of a network at its best evaluation, and the latest evaluation.
+
+    Returning the best-evaluated network, as Stable-Baselines3's EvalCallback keeps its best
+    model, guards against the swings of a learner's greedy return between evaluations.
+    """
+
+    def __init__(self) -> None:
+        self.score: float | None = None  # best evaluation so far
+        self.step: int | None = None  # its step
+        self.weights: dict[str, Any] | None = None  # its state_dict, on the CPU
+        self.last_score: float | None = None
+        self.last_step: int | None = None
+
+    def offer(self, step: int, score: float, network: nn.Module) -> bool:
+        """Record an evaluation; keep a CPU copy of `network` if it is the best so far."""
+        self.last_score, self.last_step = score, step
+        if self.score is not None and score <= self.score:
+            return False
+        self.score, self.step = score, step
+        self.weights = cpu_copy(network.state_dict())
+        return True
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "best_eval_return": self.score,
+            "best_eval_step": self.step,
+            "final_eval_return": self.last_score,
+        }
+
+    def restore(self, network: nn.Module) -> None:
+        """Load the best weights into `network` (a run always evaluates before it ends)."""
+        assert self.weights is not None, "no evaluation was offered"
+        network.load_state_dict(self.weights)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "score": self.score,
+            "step": self.step,
+            "weights": self.weights,
+            "last_score": self.last_score,
+            "last_step": self.last_step,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.score, self.step = state["score"], state["step"]
+        self.weights = state["weights"]
+        self.last_score, self.last_step = state["last_score"], state["last_step"]

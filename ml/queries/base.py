@@ -1,0 +1,124 @@
+"""A query, declared once: what it is called, what it takes and answers, which models answer it.
+
+The API serves every declared query at `/v1/models/{model}/{name}` with no per-query code, a
+notebook calls `query.answer(model, {...})`, and both get the same validation: the request is a
+pydantic model (shape-free checks: types, bounds), and `run` checks what depends on the model
+(an observation's length, a state inside the grid) with `ml.core.validation`, raising
+`QueryError`.
+
+Which models answer a query is computed from what the model class exposes (`needs`: the
+attributes and methods the query uses, such as `generate` or `Q`), never from a hand-kept
+list, so a new model kind that exposes `Q` answers `q-values` without anyone listing it.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+from pydantic import BaseModel, ValidationError
+
+from ml.core.errors import QueryError, UnsupportedQuery
+from ml.core.model import TrainedModel
+
+JSON = "application/json"
+NPY = "application/x-npy"
+PNG = "image/png"
+# What `?format=` accepts, and the media type each stands for.
+FORMATS = {"json": JSON, "npy": NPY, "png": PNG}
+
+Req = TypeVar("Req", bound=BaseModel)
+Resp = TypeVar("Resp", bound=BaseModel)
+
+
+def exposes(model_class: type, name: str) -> bool:
+    """Whether instances of `model_class` have `name`: a method, a property, or an attribute
+    annotated on the class (`V: np.ndarray`)."""
+    if hasattr(model_class, name):
+        return True
+    return any(name in getattr(k, "__annotations__", {}) for k in model_class.__mro__)
+
+
+def npy(array: Any) -> bytes:
+    """An array as a `.npy` file (no pickle: object arrays are refused by numpy here)."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def never(_: Any) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class Query(Generic[Req, Resp]):
+    """One query. `run(model, request)` answers it; `renderers` add media types beyond JSON
+    (each turns the response into bytes); `heavy(request)` says whether it should run on a
+    worker (an evaluation of a thousand episodes) rather than in the request."""
+
+    name: str
+    summary: str
+    description: str
+    request: type[Req]
+    response: type[Resp]
+    needs: tuple[str, ...] | tuple[tuple[str, ...], ...]
+    run: Callable[[Any, Req], Resp]
+    renderers: Mapping[str, Callable[[Resp], bytes]] = field(default_factory=dict)
+    heavy: Callable[[Req], bool] = never
+    examples: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def media_types(self) -> tuple[str, ...]:
+        return (JSON, *self.renderers)
+
+    @property
+    def takes_input(self) -> bool:
+        """False when an empty request is valid (every field has a default and together they
+        pass the request's own checks): the query then also answers GET."""
+        try:
+            self.request.model_validate({})
+        except ValidationError:
+            return True
+        return False
+
+    def supports(self, model_class: type) -> bool:
+        """`needs` is either names that must all be exposed, or alternatives of such names
+        (`(("q_function",), ("Q",))`: one of them suffices)."""
+        groups: list[tuple[str, ...]] = []
+        for item in self.needs:
+            if isinstance(item, tuple):
+                groups.append(item)
+        if not groups:
+            groups = [tuple(n for n in self.needs if isinstance(n, str))]
+        return any(all(exposes(model_class, n) for n in group) for group in groups)
+
+    def parse(self, payload: Mapping[str, Any] | None) -> Req:
+        try:
+            return self.request.model_validate(payload or {})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or None
+            raise QueryError(f"{where or 'request'}: {first['msg']}", field=where) from None
+
+    def answer(self, model: TrainedModel, request: Req | Mapping[str, Any] | None) -> Resp:
+        """Validate and run; the same checks as over HTTP."""
+        if not self.supports(type(model)):
+            raise UnsupportedQuery(
+                f"a {model.kind} model does not answer '{self.name}'", field="query"
+            )
+        parsed = request if isinstance(request, self.request) else self.parse(request)  # type: ignore[arg-type]
+        return self.run(model, parsed)
+
+    def render(self, response: Resp, media_type: str) -> bytes:
+        if media_type == JSON:
+            return response.model_dump_json().encode()
+        try:
+            return self.renderers[media_type](response)
+        except KeyError:
+            raise QueryError(
+                f"'{self.name}' answers {', '.join(self.media_types)}, not {media_type}",
+                field="format",
+            ) from None

@@ -1,0 +1,47 @@
+"""One tiny config per registered algorithm: runs of well under a second that still cross
+every branch of the loop (a checkpoint before the end, a log, an evaluation).
+
+The single place tests get small budgets from (the algorithm contract tests in
+`tests/ml/test_algorithms.py`, the API tests); `tests/ml/test_algorithms.py` checks that every
+algorithm in `ml.ALGORITHMS` has one. Each checkpoints before it ends, so a stop after the
+first checkpoint leaves something to resume.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TINY_CONFIGS: dict[str, dict[str, Any]] = {
+    "gan": {
+        "generator_hidden": [16, 16],
+        "discriminator_hidden": [16],
+        "batch_size": 32,
+        "total_steps": 60,
+        "checkpoint_interval": 20,
+        "eval_interval": 30,
+        "eval_samples": 200,
+    },
+    "dqn": {
+        "total_steps": 600,
+        "learning_starts": 100,
+        "train_frequency": 50,
+        "gradient_steps": 4,
+        "batch_size": 32,
+        "buffer_size": 1_000,
+        "hidden": [32, 32],
+        "eval_interval": 300,
+        "eval_episodes": 2,
+        "checkpoint_interval": 200,
+    },
+    "value_iteration": {
+        "env": {"kind": "grid", "layout": ["S..", ".#.", "..G"]},
+        "discount": 0.9,
+        "checkpoint_interval": 5,
+    },
+    "maxent_irl": {
+        "max_iterations": 20,
+        "n_demos": 20,
+        "demo_length": 12,
+        "checkpoint_interval": 5,
+    },
+}
