@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ml.core.errors import MLError
+from ml.core.errors import ArtifactError, MLError
 
 log = logging.getLogger(__name__)
 
@@ -76,17 +76,24 @@ def from_validation(errors: list[Any], prefix: str = "") -> ApiError:
     return ApiError(422, "validation_error", message, field=field, errors=items)
 
 
-def limit_body_size(app: FastAPI, max_bytes: int) -> None:
-    """Refuse a declared body larger than `max_bytes` before reading it."""
+MULTIPART_SLACK = 64 * 1024  # room for a multipart envelope around an upload
+
+
+def limit_body_size(app: FastAPI, max_bytes: int, max_upload_bytes: int) -> None:
+    """Refuse a declared body larger than the limit before reading it: `max_bytes` for JSON,
+    `max_upload_bytes` for multipart uploads (whose parts are counted again as they are read,
+    see `api.uploads`)."""
 
     @app.middleware("http")
     async def _limit(request: Request, call_next: Any) -> Any:
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_bytes:
+        multipart = request.headers.get("content-type", "").startswith("multipart/form-data")
+        limit = max_upload_bytes + MULTIPART_SLACK if multipart else max_bytes
+        if declared.isdigit() and int(declared) > limit:
             return JSONResponse(
                 error_body(
                     "request_too_large",
-                    f"request body of {declared} bytes is over the limit of {max_bytes}",
+                    f"request body of {declared} bytes is over the limit of {limit}",
                 ),
                 status_code=413,
             )
@@ -111,9 +118,22 @@ def install(app: FastAPI) -> None:
     async def _ml_error(_: Request, exc: MLError) -> JSONResponse:
         return JSONResponse(error_body(exc.code, exc.message, exc.field), status_code=422)
 
+    @app.exception_handler(ArtifactError)
+    async def _artifact_error(_: Request, exc: ArtifactError) -> JSONResponse:
+        # The artifact store failed us (unreachable, refused, a file gone): not the client's
+        # fault, and worth retrying. Routes that read a client's file map their own errors.
+        log.warning("artifact store: %s", exc.message)
+        return JSONResponse(
+            error_body("artifact_store_unavailable", exc.message),
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed", 406: "not_acceptable"}.get(
+            exc.status_code, "http_error"
+        )
         return JSONResponse(
             error_body(code, str(exc.detail)),
             status_code=exc.status_code,

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.model_cache import ModelCache
-from api.routes import algorithms, health, jobs, models
+from api.routes import algorithms, datasets, health, jobs, models, queries, registry
 from store.artifacts import open_artifact_store
 from store.settings import Settings, get_settings
 
@@ -27,9 +27,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.artifacts = open_artifact_store(settings)
     app.state.model_cache = ModelCache(settings.model_cache_size, app.state.artifacts.load_model)
     errors.install(app)
-    errors.limit_body_size(app, settings.max_request_bytes)
-    for module in (health, algorithms, jobs, models):
+    errors.limit_body_size(app, settings.max_request_bytes, settings.max_upload_bytes)
+    for module in (health, algorithms, jobs, models, registry, datasets):
         app.include_router(module.router)
+    queries.install(app)  # one route per declared query, from `ml.queries`
     return app
 
 

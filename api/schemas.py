@@ -1,14 +1,14 @@
 """Request and response schemas, one naming ladder per resource (JobCreate, JobPublic,
-JobsPublic)."""
+JobsPublic). Query requests and responses are not here: each query declares its own in
+`ml.queries`."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from ml.core.validation import MAX_BATCH
 
 MAX_SEED = 2**31 - 1
 
@@ -18,12 +18,25 @@ class Strict(BaseModel):
 
 
 # -- algorithms ---------------------------------------------------------------------------
+class QueryPublic(BaseModel):
+    name: str
+    summary: str
+    description: str
+    methods: list[str] = Field(description="POST with a body; GET too when nothing is required.")
+    media_types: list[str] = Field(description="What `Accept` or `?format=` may ask for.")
+    path: str = Field(description="Where to send it, with {model} for a model reference.")
+    request_schema: dict[str, Any]
+    response_schema: dict[str, Any]
+
+
 class AlgorithmPublic(BaseModel):
     name: str
     family: str
     description: str
     queue: str
-    queries: list[str]
+    queries: list[str] = Field(description="Names of the queries its models answer.")
+    query_details: list[QueryPublic] = Field(description="Those queries with their schemas.")
+    dataset_kinds: list[str] = Field(description="Uploaded dataset kinds its config accepts.")
     config_schema: dict[str, Any]
 
 
@@ -33,12 +46,24 @@ class AlgorithmsPublic(BaseModel):
 
 
 # -- jobs ---------------------------------------------------------------------------------
+class RegisterSpec(Strict):
+    """Register the job's model under a name when the job succeeds."""
+
+    name: str = Field(min_length=1, max_length=128, description="The registered model name.")
+    aliases: list[str] = Field(
+        default_factory=list, max_length=8, description="Aliases to point at the new version."
+    )
+
+
 class JobCreate(Strict):
     algorithm: str = Field(min_length=1, max_length=64, description="See GET /v1/algorithms.")
     config: dict[str, Any] = Field(default_factory=dict, description="The algorithm's config.")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="Every random number of the run.")
     name: str | None = Field(None, max_length=200)
     tags: dict[str, str] = Field(default_factory=dict, max_length=32)
+    register_as: RegisterSpec | None = Field(
+        None, description="Register the model under this name when the job succeeds."
+    )
 
     @model_validator(mode="after")
     def _short_tags(self) -> JobCreate:
@@ -55,11 +80,25 @@ class Progress(BaseModel):
     eta_seconds: float | None
 
 
+class JobStatusName(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class Warning_(BaseModel):
+    step: int
+    code: str
+    message: str
+
+
 class JobPublic(BaseModel):
     id: str
     name: str | None
     algorithm: str
-    status: str
+    status: JobStatusName
     config: dict[str, Any]
     seed: int
     tags: dict[str, str]
@@ -68,6 +107,12 @@ class JobPublic(BaseModel):
     attempt: int
     worker: str | None
     error: str | None
+    error_code: str | None = Field(
+        description="Why it failed, for programs: diverged, invalid_config, worker_lost..."
+    )
+    warnings: list[Warning_] = Field(description="Legal but suspicious things the run saw.")
+    model_id: str | None = Field(description="The model it made, once it succeeded.")
+    register_as: RegisterSpec | None
     cancel_requested: bool
     checkpoint_step: int | None
     resumed_from_step: int | None
@@ -97,57 +142,111 @@ class MetricsPublic(BaseModel):
 
 
 # -- models -------------------------------------------------------------------------------
+class RegisteredAs(BaseModel):
+    name: str
+    version: int
+    aliases: list[str]
+
+
 class ModelPublic(BaseModel):
     id: str
-    job_id: str
+    job_id: str | None = Field(description="The job that trained it; null if imported.")
     kind: str
     algorithm: str
     queries: list[str]
     shapes: dict[str, Any]
     config: dict[str, Any]
-    seed: int
+    seed: int | None
     versions: dict[str, Any]
     summary: dict[str, Any]
     metrics_summary: dict[str, dict[str, float]]
+    size_bytes: int
+    sha256: str
+    registered_as: list[RegisteredAs]
+    created_at: datetime
+    links: dict[str, str]
+
+
+class ModelsPublic(BaseModel):
+    data: list[ModelPublic]
+    count: int
+    limit: int
+    offset: int
+
+
+# -- registry -----------------------------------------------------------------------------
+class VersionCreate(Strict):
+    model_id: str = Field(
+        min_length=1, max_length=200, description="A model id, job id or name@alias."
+    )
+
+
+class AliasUpdate(Strict):
+    version: int = Field(ge=1, description="The version the alias points at.")
+
+
+class VersionPublic(BaseModel):
+    name: str
+    version: int
+    model_id: str
+    created_at: datetime
+    aliases: list[str]
+
+
+class AliasPublic(BaseModel):
+    name: str
+    alias: str
+    version: int
+    model_id: str
+    updated_at: datetime
+
+
+class NamePublic(BaseModel):
+    name: str
+    latest_version: int
+    versions: list[VersionPublic]
+    aliases: dict[str, int]
+
+
+class NameSummaryPublic(BaseModel):
+    name: str
+    latest_version: int
+    versions: int
+
+
+class NamesPublic(BaseModel):
+    data: list[NameSummaryPublic]
+    count: int
+    limit: int
+    offset: int
+
+
+# -- datasets -----------------------------------------------------------------------------
+class DatasetPublic(BaseModel):
+    id: str
+    name: str | None
+    kind: str
+    builtin: bool = False
+    rows: int | None
+    size_bytes: int | None
+    sha256: str | None
+    summary: dict[str, Any] = Field(description="Shapes, dtypes and kind-specific facts.")
+    used_by: list[str] = Field(default_factory=list, description="Ids of jobs that use it.")
     created_at: datetime | None
+    reference: dict[str, Any] = Field(description="What a job config's `dataset` field takes.")
 
 
-class SamplesRequest(Strict):
-    n: int = Field(1, ge=1, description="How many samples; at most MAX_SAMPLES.")
-    seed: int | None = Field(None, ge=0, le=2**63 - 1, description="Same seed, same samples.")
+class DatasetsPublic(BaseModel):
+    data: list[DatasetPublic]
+    count: int
+    limit: int
+    offset: int
 
 
-class SamplesResponse(BaseModel):
-    samples: list[list[float]]
-    n: int
-    seed: int | None
-
-
-State = int | list[int]
-
-
-class QValuesRequest(Strict):
-    observations: list[list[float]] | None = Field(
-        None, max_length=MAX_BATCH, description="For models of environments with vectors."
-    )
-    states: list[State] | None = Field(
-        None, max_length=MAX_BATCH, description="For tabular models: indices or [row, col]."
-    )
-
-    @model_validator(mode="after")
-    def _one_input(self) -> QValuesRequest:
-        if (self.observations is None) == (self.states is None):
-            raise ValueError("send exactly one of 'observations' or 'states'")
-        return self
-
-
-class ActionsRequest(Strict):
-    observations: list[list[float]] = Field(max_length=MAX_BATCH)
-
-
-class ActionsResponse(BaseModel):
-    actions: list[Any]
-
-
-class RewardsRequest(Strict):
-    states: list[State] = Field(max_length=MAX_BATCH)
+# -- heavy query results --------------------------------------------------------------------
+class QueryResultPending(BaseModel):
+    id: str
+    status: JobStatusName
+    query: str
+    model_id: str
+    location: str

@@ -7,8 +7,8 @@ from logging.config import fileConfig
 from alembic import context
 
 from store.db import make_engine
-from store.models import Base
 from store.settings import get_settings
+from store.tables import Base
 
 config = context.config
 if config.config_file_name is not None:
@@ -30,6 +30,12 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     engine = make_engine(url())
     with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # Batch migrations rebuild a SQLite table by copying it and dropping the old one;
+            # with foreign keys enforced, that drop would cascade into the rows that refer to
+            # it (metrics deleted, models' job ids set to NULL). Off for the migration only.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
         context.configure(
             connection=connection,
             target_metadata=target_metadata,

@@ -6,13 +6,15 @@ timeout, and callers keep write transactions short (see DESIGN.md, Pitfalls).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import ColumnElement, Engine, create_engine, event, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
+
+Row = TypeVar("Row")
 
 
 def make_engine(url: str) -> Engine:
@@ -54,3 +56,25 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def page(
+    session: Session,
+    table: type[Row],
+    *,
+    filters: Sequence[ColumnElement[bool]],
+    newest_first: InstrumentedAttribute[Any],
+    limit: int,
+    offset: int,
+) -> tuple[Sequence[Row], int]:
+    """One page of `table`'s rows matching `filters`, newest first (ties by id), and how many
+    match in all: what every list endpoint answers."""
+    count = session.scalar(select(func.count()).select_from(table).where(*filters)) or 0
+    rows = session.scalars(
+        select(table)
+        .where(*filters)
+        .order_by(newest_first.desc(), table.id)  # type: ignore[attr-defined]
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return rows, count

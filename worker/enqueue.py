@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 
-from worker.app import TRAIN_TASK, app
+from store.settings import Settings, get_settings
+from worker.app import QUERY_TASK, TRAIN_TASK, celery_for
 
 log = logging.getLogger(__name__)
 
 
-def enqueue_job(job_id: str, queue: str) -> bool:
+def enqueue_job(job_id: str, queue: str, settings: Settings | None = None) -> bool:
     """Send the job's id to its queue; False if the broker is unreachable (the job stays
     queued in the database and a worker's sweeper sends it later)."""
+    app = celery_for((settings or get_settings()).resolved_broker_url)
     try:
         app.send_task(
-            TRAIN_TASK,
+            QUERY_TASK if queue == "queries" else TRAIN_TASK,
             args=[job_id],
             queue=queue,
             retry=True,

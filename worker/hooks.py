@@ -46,6 +46,7 @@ class JobHooks:
         self._heartbeat_seconds = heartbeat_seconds
         self._flush_seconds = flush_seconds
         self._points: list[tuple[str, int, float]] = []
+        self._warnings: list[dict[str, Any]] = []
         self._progress: tuple[int, int] | None = None
         self._last_flush = time.monotonic()
         self._lock = threading.Lock()
@@ -109,6 +110,11 @@ class JobHooks:
         with session_scope(self._factory) as session:
             jobs.record_checkpoint(session, job_id=self.job_id, attempt=self.attempt, step=step)
 
+    def on_warning(self, step: int, code: str, message: str) -> None:
+        log.warning("job %s step %d: %s: %s", self.job_id, step, code, message)
+        with self._lock:
+            self._warnings.append({"step": int(step), "code": code, "message": message})
+
     def should_stop(self) -> bool:
         return self.cancel_requested or self.lease_lost or SHUTDOWN.is_set()
 
@@ -116,13 +122,17 @@ class JobHooks:
     def flush(self) -> None:
         with self._lock:
             points, self._points = self._points, []
+            warnings, self._warnings = self._warnings, []
             progress, self._progress = self._progress, None
             self._last_flush = time.monotonic()
-        if self.lease_lost or (not points and progress is None):
+        if self.lease_lost or (not points and not warnings and progress is None):
             return  # another worker owns the job now; its run writes the series
         try:
             with session_scope(self._factory) as session:
                 jobs.add_metrics(session, job_id=self.job_id, points=points)
+                jobs.add_warnings(
+                    session, job_id=self.job_id, attempt=self.attempt, warnings=warnings
+                )
                 if progress is not None:
                     jobs.record_progress(
                         session,

@@ -2,7 +2,8 @@
 
 Every worker runs a sweeper thread. A job whose lease expired (its worker was killed) goes
 back to the queue and resumes from its checkpoint; a job the API could not enqueue (broker
-down) is sent now. Claims are atomic, so two sweepers sending the same job is harmless.
+down) is sent now; expired results of heavy queries are deleted. Claims are atomic, so two
+sweepers sending the same job is harmless.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, inspect, text
 
 from store import jobs
+from store.artifacts import open_artifact_store
 from store.db import session_factory, session_scope
 from store.settings import Settings
 from worker.enqueue import enqueue_job
+from worker.queries import drop_expired_results
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +50,13 @@ def _broker_engine(url: str) -> Engine:
 
 
 def sweep_once(settings: Settings) -> list[str]:
-    with session_scope(session_factory(settings.resolved_database_url)) as session:
+    factory = session_factory(settings.resolved_database_url)
+    with session_scope(factory) as session:
         orphans = jobs.requeue_orphans(session, max_attempts=settings.max_attempts)
     for orphan in orphans:
         log.warning("re-enqueueing orphaned job %s on %s", orphan.job_id, orphan.queue)
-        enqueue_job(orphan.job_id, orphan.queue)
+        enqueue_job(orphan.job_id, orphan.queue, settings)
+    drop_expired_results(factory, open_artifact_store(settings))
     prune_embedded_broker(settings.resolved_broker_url)
     return [o.job_id for o in orphans]
 

@@ -12,7 +12,7 @@ from typing import Any
 from celery.signals import worker_ready, worker_shutting_down
 
 from store.settings import get_settings
-from worker.app import TRAIN_TASK, app
+from worker.app import QUERY_TASK, TRAIN_TASK, app
 from worker.hooks import SHUTDOWN
 from worker.runner import run_job, worker_name
 from worker.sweeper import Sweeper
@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 
 @app.task(name=TRAIN_TASK, acks_late=True, ignore_result=True)
 def train_job(job_id: str) -> str:
+    return run_job(job_id, get_settings(), worker=worker_name())
+
+
+@app.task(name=QUERY_TASK, acks_late=True, ignore_result=True)
+def query_job(job_id: str) -> str:
     return run_job(job_id, get_settings(), worker=worker_name())
 
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 import ml
-from api.deps import ModelCacheDep, SessionDep
+from api.deps import ModelCacheDep, SessionDep, SettingsDep
 from api.errors import ApiError, from_validation
 from api.schemas import JobCreate, JobPublic, JobsPublic, MetricSeries, MetricsPublic, Progress
-from store import jobs
-from store.models import Job, JobStatus
+from ml.data import UploadedDataset
+from store import datasets, jobs, models, registry
+from store.tables import Job, JobKind, JobStatus
 from worker.enqueue import enqueue_job
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -21,31 +22,93 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 JOB_COLUMNS = [name for name in JobPublic.model_fields if name in Job.__table__.columns]
 
 
-def to_public(job: Job) -> JobPublic:
+def to_public(job: Job, model_id: str | None) -> JobPublic:
     total = job.progress_total
     fraction = min(1.0, job.progress_step / total) if total else None
     if job.status == JobStatus.succeeded:
         fraction = 1.0
     links = {"self": f"/v1/jobs/{job.id}", "metrics": f"/v1/jobs/{job.id}/metrics"}
-    if job.status == JobStatus.succeeded:
-        links["model"] = f"/v1/models/{job.id}"
+    if model_id is not None:
+        links["model"] = f"/v1/models/{model_id}"
     # Every column the public schema shares with the table, plus what is derived.
     columns = {name: getattr(job, name) for name in JOB_COLUMNS}
     progress = Progress(
         step=job.progress_step, total=total, fraction=fraction, eta_seconds=jobs.eta_seconds(job)
     )
-    return JobPublic(**columns, progress=progress, links=links)
+    return JobPublic(**columns, progress=progress, links=links, model_id=model_id)
 
 
 def load_job(session: SessionDep, job_id: str) -> Job:
     try:
-        return jobs.get_job(session, job_id)
+        job = jobs.get_job(session, job_id)
     except jobs.JobNotFound:
-        raise ApiError(404, "job_not_found", f"no job with id {job_id!r}", field="id") from None
+        job = None
+    if job is None or job.kind != JobKind.train:
+        raise ApiError(404, "job_not_found", f"no job with id {job_id!r}", field="id")
+    return job
 
 
-@router.post("", status_code=202)
-def create_job(body: JobCreate, session: SessionDep, response: Response) -> JobPublic:
+def public(session: SessionDep, job: Job) -> JobPublic:
+    row = models.model_of_job(session, job.id)
+    return to_public(job, row.id if row is not None else None)
+
+
+def uploaded_datasets(config: BaseModel) -> list[UploadedDataset]:
+    """Every uploaded-dataset reference in a parsed config, however deep."""
+    found: list[UploadedDataset] = []
+    for value in config.__dict__.values():
+        if isinstance(value, UploadedDataset):
+            found.append(value)
+        elif isinstance(value, BaseModel):
+            found.extend(uploaded_datasets(value))
+    return found
+
+
+def check_datasets(
+    session: SessionDep, algorithm: ml.Algorithm[Any], config: BaseModel
+) -> list[str]:
+    """Ids of the uploaded datasets the config names, each checked to exist and to be of a
+    kind the algorithm accepts."""
+    ids = []
+    for ref in uploaded_datasets(config):
+        row = datasets.get_dataset(session, ref.id)
+        if row is None:
+            raise ApiError(
+                422,
+                "dataset_not_found",
+                f"no dataset with id {ref.id!r}",
+                field="config.dataset.id",
+            )
+        if row.kind not in algorithm.dataset_kinds:
+            accepted = ", ".join(algorithm.dataset_kinds) or "no uploaded data"
+            raise ApiError(
+                422,
+                "dataset_kind_mismatch",
+                f"dataset {ref.id} is a {row.kind} dataset; {algorithm.name} takes {accepted}",
+                field="config.dataset.id",
+            )
+        ids.append(row.id)
+    return ids
+
+
+def check_register(body: JobCreate) -> dict[str, Any] | None:
+    if body.register_as is None:
+        return None
+    try:
+        registry.check_name(body.register_as.name)
+        for alias in body.register_as.aliases:
+            registry.check_alias(alias)
+    except registry.RegistryError as exc:
+        raise ApiError(
+            422, "validation_error", exc.message, field=f"register_as.{exc.field}"
+        ) from None
+    return body.register_as.model_dump()
+
+
+@router.post("", status_code=202, summary="Submit a training job", operation_id="create_job")
+def create_job(
+    body: JobCreate, session: SessionDep, settings: SettingsDep, response: Response
+) -> JobPublic:
     if body.algorithm not in ml.ALGORITHMS:
         known = ", ".join(sorted(ml.ALGORITHMS))
         raise ApiError(
@@ -62,6 +125,8 @@ def create_job(body: JobCreate, session: SessionDep, response: Response) -> JobP
     except ml.ConfigError as exc:
         field = f"config.{exc.field}" if exc.field else "config"
         raise ApiError(422, exc.code, exc.message, field=field) from None
+    register_as = check_register(body)
+    dataset_ids = check_datasets(session, algorithm, config)
     job = jobs.create_job(
         session,
         algorithm=algorithm.name,
@@ -70,17 +135,19 @@ def create_job(body: JobCreate, session: SessionDep, response: Response) -> JobP
         queue=algorithm.queue,
         name=body.name,
         tags=body.tags,
+        register_as=register_as,
     )
+    datasets.link_jobs(session, job_id=job.id, dataset_ids=dataset_ids)
     session.commit()  # the worker must find the row before it gets the message
-    if enqueue_job(job.id, job.queue):
+    if enqueue_job(job.id, job.queue, settings):
         jobs.mark_enqueued(session, job_id=job.id)
         session.commit()
     session.refresh(job)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return to_public(job)
+    return to_public(job, None)
 
 
-@router.get("")
+@router.get("", summary="List training jobs", operation_id="list_jobs")
 def list_jobs(
     session: SessionDep,
     status: Annotated[JobStatus | None, Query()] = None,
@@ -95,18 +162,21 @@ def list_jobs(
         limit=limit,
         offset=offset,
     )
-    return JobsPublic(data=[to_public(j) for j in rows], count=count, limit=limit, offset=offset)
+    model_ids = models.model_ids_of_jobs(session, [j.id for j in rows])
+    data = [to_public(j, model_ids.get(j.id)) for j in rows]
+    return JobsPublic(data=data, count=count, limit=limit, offset=offset)
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id}", summary="Describe a job", operation_id="get_job")
 def get_job(job_id: str, session: SessionDep, cache: ModelCacheDep) -> JobPublic:
     job = load_job(session, job_id)
-    if job.status == JobStatus.succeeded and job.artifact_path:
-        cache.warm(job.id, job.artifact_path)  # the client's next call is likely a query
-    return to_public(job)
+    row = models.model_of_job(session, job.id)
+    if row is not None:
+        cache.warm(row.id, row.artifact_uri)  # the client's next call is likely a query
+    return to_public(job, row.id if row is not None else None)
 
 
-@router.post("/{job_id}/cancel", status_code=202)
+@router.post("/{job_id}/cancel", status_code=202, summary="Cancel a job", operation_id="cancel_job")
 def cancel_job(job_id: str, session: SessionDep) -> JobPublic:
     load_job(session, job_id)
     try:
@@ -114,10 +184,10 @@ def cancel_job(job_id: str, session: SessionDep) -> JobPublic:
     except jobs.InvalidTransition as exc:
         raise ApiError(409, "job_finished", str(exc)) from None
     session.commit()
-    return to_public(job)
+    return public(session, job)
 
 
-@router.get("/{job_id}/metrics")
+@router.get("/{job_id}/metrics", summary="A job's metric series", operation_id="get_job_metrics")
 def get_metrics(
     job_id: str,
     session: SessionDep,

@@ -1,138 +1,145 @@
-"""Models: a succeeded job's model, and the queries it answers.
+"""Models: trained models as a resource of their own, their files, and model import.
 
-Routes are plain `def`s, so FastAPI runs them in its thread pool: loading a model and
-running a network never block the event loop.
+A model is addressed by its id, by the id of the job that made it, or by a registered name
+(`name@alias`, `name@N`). Its queries are served by `api.routes.queries`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, File, Query, Response, UploadFile
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-import ml
-from api.deps import ModelCacheDep, SessionDep, SettingsDep
+from api.deps import ArtifactsDep, ResolvedModelDep, SessionDep, SettingsDep, resolve_model
 from api.errors import ApiError
-from api.routes.jobs import load_job
-from api.schemas import (
-    ActionsRequest,
-    ActionsResponse,
-    ModelPublic,
-    QValuesRequest,
-    RewardsRequest,
-    SamplesRequest,
-    SamplesResponse,
-)
+from api.schemas import ModelPublic, ModelsPublic, RegisteredAs
+from api.uploads import read_upload
 from ml.core.errors import ArtifactError
-from ml.core.model import TrainedModel
-from store import jobs
-from store.models import Job, JobStatus
+from ml.core.model import load_bytes
+from ml.queries import queries_for_kind
+from store import jobs, models
+from store.artifacts import ArtifactMissing
+from store.tables import ModelAlias, ModelVersion, TrainedModelRow
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
+MODEL_FILE = "application/octet-stream"
 
-def succeeded_job(session: SessionDep, model_id: str) -> Job:
-    job = load_job(session, model_id)
-    if job.status != JobStatus.succeeded or not job.artifact_path:
-        raise ApiError(
-            409,
-            "model_not_ready",
-            f"job {model_id} is {job.status}; only a succeeded job has a model",
+
+def registered_as(session: Session, model_id: str) -> list[RegisteredAs]:
+    entries = session.scalars(select(ModelVersion).where(ModelVersion.model_id == model_id))
+    found = []
+    for entry in entries:
+        aliases = session.scalars(
+            select(ModelAlias.alias).where(
+                ModelAlias.name == entry.name, ModelAlias.version == entry.version
+            )
         )
-    return job
+        found.append(RegisteredAs(name=entry.name, version=entry.version, aliases=list(aliases)))
+    return found
 
 
-def load_model(
-    session: SessionDep, cache: ModelCacheDep, model_id: str, query: str
-) -> TrainedModel:
-    job = succeeded_job(session, model_id)
-    try:
-        model = cache.get(job.id, job.artifact_path or "")
-    except ArtifactError as exc:  # the file is gone or damaged: our problem, not the client's
-        raise ApiError(503, "model_unavailable", f"model {model_id}: {exc.message}") from None
-    if query not in model.queries:
-        answers = ", ".join(model.queries)
-        raise ApiError(
-            422,
-            "unsupported_query",
-            f"a {model.kind} model does not answer '{query}'; it answers: {answers}",
-            field="query",
-        )
-    return model
-
-
-@router.get("/{model_id}")
-def get_model(model_id: str, session: SessionDep) -> ModelPublic:
-    job = succeeded_job(session, model_id)
-    meta: dict[str, Any] = job.model_metadata or {}
+def to_public(session: Session, row: TrainedModelRow) -> ModelPublic:
+    meta = row.model_metadata
+    links = {"self": f"/v1/models/{row.id}", "file": f"/v1/models/{row.id}/file"}
+    if row.job_id:
+        links["job"] = f"/v1/jobs/{row.job_id}"
     return ModelPublic(
-        id=job.id,
-        job_id=job.id,
-        kind=meta.get("kind", job.algorithm),
-        algorithm=job.algorithm,
-        queries=list(_queries(job.algorithm)),
+        id=row.id,
+        job_id=row.job_id,
+        kind=row.kind,
+        algorithm=row.algorithm,
+        queries=list(queries_for_kind(row.kind)),
         shapes=meta.get("shapes", {}),
-        config=job.config,
-        seed=job.seed,
+        config=meta.get("config", {}),
+        seed=meta.get("seed"),
         versions=meta.get("versions", {}),
         summary=meta.get("summary", {}),
-        metrics_summary=jobs.metric_summary(session, job_id=job.id),
-        created_at=job.finished_at,
+        metrics_summary=jobs.metric_summary(session, job_id=row.job_id) if row.job_id else {},
+        size_bytes=row.size_bytes,
+        sha256=row.sha256,
+        registered_as=registered_as(session, row.id),
+        created_at=row.created_at,
+        links=links,
     )
 
 
-def _queries(algorithm: str) -> tuple[str, ...]:
-    return ml.ALGORITHMS[algorithm].queries if algorithm in ml.ALGORITHMS else ()
-
-
-@router.post("/{model_id}/samples")
-def samples(
-    model_id: str,
-    body: SamplesRequest,
+@router.get("", summary="List models", operation_id="list_models")
+def list_models(
     session: SessionDep,
-    cache: ModelCacheDep,
+    algorithm: Annotated[str | None, Query(max_length=64)] = None,
+    kind: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ModelsPublic:
+    rows, count = models.list_models(
+        session, algorithm=algorithm, kind=kind, limit=limit, offset=offset
+    )
+    data = [to_public(session, r) for r in rows]
+    return ModelsPublic(data=data, count=count, limit=limit, offset=offset)
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Import a model file",
+    operation_id="import_model",
+    description="Upload a model file exported by Crucible (`GET /v1/models/{model}/file`). "
+    "It is validated (tensors and plain containers only, never unpickled; a known kind whose "
+    "state rebuilds) before it is stored.",
+)
+def import_model(
+    file: Annotated[UploadFile, File(description="A Crucible model file (.pt).")],
+    session: SessionDep,
+    artifacts: ArtifactsDep,
     settings: SettingsDep,
-) -> SamplesResponse:
-    if body.n > settings.max_samples:
-        raise ApiError(
-            422,
-            "validation_error",
-            f"n: at most {settings.max_samples} samples per request",
-            field="n",
-        )
-    model = load_model(session, cache, model_id, "samples")
-    points = model.samples(body.n, seed=body.seed)
-    return SamplesResponse(samples=points.tolist(), n=body.n, seed=body.seed)
+    response: Response,
+) -> ModelPublic:
+    data = read_upload(file, settings.max_upload_bytes)
+    try:
+        model = load_bytes(data, name=file.filename or "model file")
+    except ArtifactError as exc:
+        raise ApiError(422, "invalid_model_file", exc.message, field="file") from None
+    model_id = models.new_model_id()
+    uri = artifacts.put(f"models/{model_id}.pt", data)
+    row = models.create_model(
+        session,
+        model_id=model_id,
+        job_id=None,
+        kind=model.kind,
+        algorithm=str(model.metadata.get("algorithm", model.kind)),
+        metadata=model.metadata,
+        artifact_uri=uri,
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+    session.commit()
+    response.headers["Location"] = f"/v1/models/{row.id}"
+    return to_public(session, row)
 
 
-@router.post("/{model_id}/q-values")
-def q_values(
-    model_id: str, body: QValuesRequest, session: SessionDep, cache: ModelCacheDep
-) -> dict[str, Any]:
-    model = load_model(session, cache, model_id, "q-values")
-    return model.q_values(observations=body.observations, states=body.states)
+@router.get("/{model}", summary="Describe a model", operation_id="get_model")
+def get_model(model: str, session: SessionDep) -> ModelPublic:
+    return to_public(session, resolve_model(session, model))
 
 
-@router.post("/{model_id}/actions")
-def actions(
-    model_id: str, body: ActionsRequest, session: SessionDep, cache: ModelCacheDep
-) -> ActionsResponse:
-    model = load_model(session, cache, model_id, "actions")
-    return ActionsResponse(actions=model.actions(body.observations))
-
-
-@router.get("/{model_id}/values")
-def values(model_id: str, session: SessionDep, cache: ModelCacheDep) -> dict[str, Any]:
-    return load_model(session, cache, model_id, "values").values()
-
-
-@router.get("/{model_id}/rewards")
-def reward_table(model_id: str, session: SessionDep, cache: ModelCacheDep) -> dict[str, Any]:
-    return load_model(session, cache, model_id, "rewards").rewards()
-
-
-@router.post("/{model_id}/rewards")
-def rewards(
-    model_id: str, body: RewardsRequest, session: SessionDep, cache: ModelCacheDep
-) -> dict[str, Any]:
-    return load_model(session, cache, model_id, "rewards").rewards(body.states)
+@router.get(
+    "/{model}/file",
+    summary="Download a model file",
+    operation_id="download_model",
+    response_class=Response,
+    responses={200: {"content": {MODEL_FILE: {}}, "description": "The model file."}},
+)
+def download_model(row: ResolvedModelDep, artifacts: ArtifactsDep) -> Response:
+    try:
+        data = artifacts.get(row.artifact_uri)
+    except ArtifactMissing:
+        raise ApiError(503, "model_unavailable", f"model {row.id}: its file is missing") from None
+    return Response(
+        data,
+        media_type=MODEL_FILE,
+        headers={"Content-Disposition": f'attachment; filename="{row.id}.pt"'},
+    )

@@ -1,15 +1,18 @@
-"""The stacks integration tests run against: embedded (SQLite + kombu's SQLAlchemy transport)
-and production-like (PostgreSQL + Redis)."""
+"""The stacks integration tests run against: embedded (SQLite + kombu's SQLAlchemy transport,
+artifacts in a local folder) and production-like (PostgreSQL + Redis, artifacts in S3)."""
 
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from store.artifacts import create_bucket_if_missing
 from tests.integration.stack import Stack
+from tests.s3server import S3Server
 
 # Short leases so a killed worker's job is noticed within seconds, not a minute.
 FAST_LEASES = {
@@ -24,14 +27,34 @@ FAST_LEASES = {
 }
 
 
+# Settings the stacks set themselves: never inherited from the shell that runs the tests.
+STACK_SETTINGS = (
+    "DATABASE_URL",
+    "BROKER_URL",
+    "ARTIFACT_URL",
+    "ARTIFACT_DIR",
+    "S3_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+)
+
+
 def _env(var_dir: Path, database_url: str, broker_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "BROKER_URL")}
+    env = {k: v for k, v in os.environ.items() if k.upper() not in STACK_SETTINGS}
     env |= FAST_LEASES | {"VAR_DIR": str(var_dir)}
     if database_url:
         env["DATABASE_URL"] = database_url
     if broker_url:
         env["BROKER_URL"] = broker_url
     return env
+
+
+def _s3_env(server: S3Server) -> dict[str, str]:
+    """Artifacts in the test S3 server's bucket, under a prefix of this stack's own."""
+    url = f"s3://crucible-integration/{uuid.uuid4().hex[:12]}"
+    create_bucket_if_missing(server.settings(url))
+    return server.env(url)
 
 
 @pytest.fixture(scope="session", params=["embedded", "postgres+redis"])
@@ -45,6 +68,7 @@ def stack(
     else:
         database_url = request.getfixturevalue("postgres_url")
         env = _env(var_dir, database_url, request.getfixturevalue("redis_url"))
+        env |= _s3_env(request.getfixturevalue("s3_server"))
     stack = Stack(request.param.replace("+", "-"), var_dir, env, database_url)
     try:
         yield stack.start()

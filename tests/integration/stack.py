@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from store.artifacts import ArtifactStore, open_artifact_store
+from store.settings import Settings
 from tests.helpers import ROOT, migrate
 
 BIN = Path(sys.executable).parent
@@ -83,7 +85,7 @@ class Stack:
                 "worker.app",
                 "worker",
                 "--pool=solo",
-                "--queues=gpu,cpu",
+                "--queues=gpu,cpu,queries",
                 "--loglevel=INFO",
                 f"--hostname=w{n}-{self.name}@%h",
                 "--without-gossip",
@@ -128,6 +130,11 @@ class Stack:
             return self.client.get("/readyz").status_code == 200
         except httpx.HTTPError:
             return False
+
+    def artifacts(self) -> ArtifactStore:
+        """The artifact store the stack's processes use (a folder or an S3 bucket)."""
+        env = {k.lower(): v for k, v in self.env.items()}
+        return open_artifact_store(Settings.model_validate(env))
 
     def logs(self) -> str:
         return "\n".join(

@@ -29,7 +29,8 @@ def test_algorithms_are_discoverable(stack: Stack) -> None:
         schema = algorithm["config_schema"]
         assert schema["type"] == "object" and schema.get("additionalProperties") is False
         assert algorithm["queries"] and algorithm["queue"] in ("gpu", "cpu")
-    assert stack.client.get("/v1/algorithms/dqn").json()["queries"] == ["q-values", "actions"]
+    dqn = stack.client.get("/v1/algorithms/dqn").json()
+    assert set(dqn["queries"]) == {"q-values", "actions", "evaluate"}
 
 
 def test_gan_samples(stack: Stack) -> None:
@@ -44,7 +45,8 @@ def test_gan_samples(stack: Stack) -> None:
     assert a["samples"] == b["samples"] != c["samples"]
 
     model = stack.client.get(f"/v1/models/{job['id']}").json()
-    assert model["kind"] == "gan" and model["queries"] == ["samples"]
+    assert model["kind"] == "gan" and model["queries"] == ["samples", "discriminator-scores"]
+    assert model["id"] == job["model_id"] != job["id"] and model["job_id"] == job["id"]
     assert model["shapes"]["data_dim"] == 2 and model["seed"] == 3
     assert model["versions"]["torch"].startswith("2.13")
     assert "losses/generator" in model["metrics_summary"]
@@ -89,7 +91,7 @@ def test_value_iteration_grid_and_frozen_lake(stack: Stack) -> None:
 
 def test_maxent_irl_rewards(stack: Stack) -> None:
     grid = {"kind": "grid", "layout": ["S...", "....", "...G"], "slip": 0.0}
-    job = stack.run("maxent_irl", {"env": grid, "n_demos": 20, "iterations": 50}, seed=2)
+    job = stack.run("maxent_irl", {"env": grid, "n_demos": 20, "max_iterations": 50}, seed=2)
     table = stack.client.get(f"/v1/models/{job['id']}/rewards").json()
     assert len(table["rewards"]) == 12 and table["shape"] == [3, 4]
     picked = stack.client.post(

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store import jobs
 from store.db import make_engine
-from store.models import JobStatus
+from store.tables import JobStatus
 from tests.helpers import migrate
 
 

@@ -1,0 +1,300 @@
+"""Every declared query (`ml.queries`) served at `/v1/models/{model}/{query}`: no per-query
+code here. Each gets a typed POST (and a GET when it needs no input), its request and
+response schemas in the OpenAPI document, and content negotiation (`Accept`, or `?format=`).
+
+A query that says it is heavy for a request runs as a short job on the `queries` queue: the
+answer is 202 with `Location: /v1/query-results/{id}`, which answers 202 while it runs and
+the result when done. The same query on the same model with the same request and media type
+reuses a pending or unexpired result instead of running again.
+
+(No `from __future__ import annotations` here: FastAPI reads the generated endpoints'
+annotations, which name each query's request class.)
+"""
+
+import hashlib
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, FastAPI, Query, Request, Response
+from fastapi.openapi.models import Example
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+
+from api.deps import ArtifactsDep, ModelCacheDep, ResolvedModelDep, SessionDep, SettingsDep
+from api.errors import ApiError, error_body
+from api.model_cache import ModelCache
+from api.schemas import QueryResultPending
+from ml.core.errors import ArtifactError
+from ml.core.model import TrainedModel
+from ml.queries import FORMATS, JSON, QUERIES, queries_for_kind
+from ml.queries import Query as DeclaredQuery
+from store import jobs
+from store.artifacts import ArtifactMissing
+from store.db import session_factory, session_scope
+from store.settings import Settings
+from store.tables import Job, JobKind, JobStatus, TrainedModelRow
+from worker.enqueue import enqueue_job
+
+QUERY_QUEUE = "queries"
+Format = Annotated[
+    str | None,
+    Query(
+        description="Media type by name (json, npy, png), instead of an Accept header.",
+        pattern="^[a-z]+$",
+        max_length=8,
+    ),
+]
+
+
+# -- content negotiation -----------------------------------------------------------------------
+def _accepted(header: str) -> list[str]:
+    """Media ranges of an Accept header, best first (q=0 ranges dropped)."""
+    ranked = []
+    for position, part in enumerate(header.split(",")):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            if param.startswith("q="):
+                try:
+                    q = float(param[2:])
+                except ValueError:
+                    q = 0.0
+        if media and q > 0:
+            ranked.append((-q, position, media.lower()))
+    return [media for _, _, media in sorted(ranked)]
+
+
+def negotiate(query: DeclaredQuery[Any, Any], accept: str | None, format: str | None) -> str:
+    """The media type to answer in, or 406 naming those the query can answer."""
+    offered = query.media_types
+    if format is not None:
+        wanted = FORMATS.get(format)
+        if wanted in offered:
+            return wanted
+        names = ", ".join(k for k, v in FORMATS.items() if v in offered)
+        raise ApiError(
+            406,
+            "not_acceptable",
+            f"'{query.name}' answers format {names}, not {format!r}",
+            field="format",
+        )
+    if not accept:
+        return JSON
+    for media in _accepted(accept):
+        if media in ("*/*", "application/*") and JSON in offered:
+            return JSON
+        for candidate in offered:
+            if media == candidate or (media.endswith("/*") and candidate.startswith(media[:-1])):
+                return candidate
+    raise ApiError(
+        406,
+        "not_acceptable",
+        f"'{query.name}' answers {', '.join(offered)}; the Accept header allows none of them",
+        field="accept",
+    )
+
+
+# -- answering ---------------------------------------------------------------------------------
+def load(cache: ModelCache, row: TrainedModelRow) -> TrainedModel:
+    try:
+        model: TrainedModel = cache.get(row.id, row.artifact_uri)
+    except ArtifactError as exc:  # the file is gone or damaged: our problem, not the client's
+        raise ApiError(503, "model_unavailable", f"model {row.id}: {exc.message}") from None
+    return model
+
+
+def check_supported(query: DeclaredQuery[Any, Any], row: TrainedModelRow) -> None:
+    answers = queries_for_kind(row.kind)
+    if query.name not in answers:
+        raise ApiError(
+            422,
+            "unsupported_query",
+            f"a {row.kind} model does not answer '{query.name}'; it answers: "
+            f"{', '.join(answers) or 'nothing'}",
+            field="query",
+        )
+
+
+def cache_key(row: TrainedModelRow, query: str, request: dict[str, Any], media: str) -> str:
+    canonical = json.dumps([row.id, query, request, media], sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def submit_heavy(
+    settings: Settings,
+    row: TrainedModelRow,
+    query: DeclaredQuery[Any, Any],
+    request: dict[str, Any],
+    media: str,
+) -> JSONResponse:
+    key = cache_key(row, query.name, request, media)
+    with session_scope(session_factory(settings.resolved_database_url)) as session:
+        return _submit_heavy(session, settings, row, query, request, media, key)
+
+
+def _submit_heavy(
+    session: Session,
+    settings: Settings,
+    row: TrainedModelRow,
+    query: DeclaredQuery[Any, Any],
+    request: dict[str, Any],
+    media: str,
+    key: str,
+) -> JSONResponse:
+    job = jobs.reusable_query(session, cache_key=key)
+    if job is None:
+        job = jobs.create_job(
+            session,
+            kind=JobKind.query,
+            algorithm=row.algorithm,
+            config={
+                "model_id": row.id,
+                "query": query.name,
+                "request": request,
+                "media_type": media,
+            },
+            seed=0,
+            queue=QUERY_QUEUE,
+            cache_key=key,
+        )
+        session.commit()
+        if enqueue_job(job.id, QUERY_QUEUE, settings):
+            jobs.mark_enqueued(session, job_id=job.id)
+            session.commit()
+    return pending(job.id, job.status, query.name, row.id)
+
+
+def pending(job_id: str, status: str, query: str, model_id: str) -> JSONResponse:
+    location = f"/v1/query-results/{job_id}"
+    body = QueryResultPending(
+        id=job_id, status=status, query=query, model_id=model_id, location=location
+    )
+    return JSONResponse(
+        body.model_dump(mode="json"),
+        status_code=202,
+        headers={"Location": location, "Retry-After": "1"},
+    )
+
+
+def answer(
+    query: DeclaredQuery[Any, Any],
+    body: Any,
+    row: TrainedModelRow,
+    http: Request,
+    format: str | None,
+    cache: ModelCache,
+    settings: Settings,
+) -> Response:
+    check_supported(query, row)
+    media = negotiate(query, http.headers.get("accept"), format)
+    if query.heavy(body):
+        return submit_heavy(settings, row, query, body.model_dump(mode="json"), media)
+    result = query.answer(load(cache, row), body)
+    return Response(query.render(result, media), media_type=media)
+
+
+def responses(query: DeclaredQuery[Any, Any]) -> dict[int | str, dict[str, Any]]:
+    extra: dict[str, Any] = {media: {} for media in query.media_types if media != JSON}
+    return {
+        200: {"content": extra, "description": "The answer."}
+        if extra
+        else {"description": "The answer."},
+        202: {"model": QueryResultPending, "description": "Heavy: running on a worker."},
+        406: {"description": "None of the accepted media types is offered."},
+    }
+
+
+def add_query_routes(router: APIRouter, query: DeclaredQuery[Any, Any]) -> None:
+    operation = query.name.replace("-", "_")
+    examples: dict[str, Example] = {
+        f"example {i + 1}": {"value": e} for i, e in enumerate(query.examples)
+    }
+
+    def post(
+        row: ResolvedModelDep,
+        http: Request,
+        cache: ModelCacheDep,
+        settings: SettingsDep,
+        format: Format = None,
+        body: Any = None,
+    ) -> Response:
+        return answer(query, body, row, http, format, cache, settings)
+
+    post.__annotations__["body"] = Annotated[query.request, Body(openapi_examples=examples or None)]
+    router.add_api_route(
+        f"/v1/models/{{model}}/{query.name}",
+        post,
+        methods=["POST"],
+        response_model=query.response,
+        responses=responses(query),
+        summary=query.summary,
+        description=query.description,
+        operation_id=f"query_{operation}",
+        tags=["queries"],
+    )
+    if query.takes_input:
+        return
+
+    def get(
+        row: ResolvedModelDep,
+        http: Request,
+        cache: ModelCacheDep,
+        settings: SettingsDep,
+        format: Format = None,
+    ) -> Response:
+        return answer(query, query.request(), row, http, format, cache, settings)
+
+    router.add_api_route(
+        f"/v1/models/{{model}}/{query.name}",
+        get,
+        methods=["GET"],
+        response_model=query.response,
+        responses=responses(query),
+        summary=f"{query.summary} (no input)",
+        description=query.description,
+        operation_id=f"query_{operation}_get",
+        tags=["queries"],
+    )
+
+
+def router_for_queries() -> APIRouter:
+    """Routes for every query declared when the app is built."""
+    router = APIRouter()
+    for query in QUERIES.values():
+        add_query_routes(router, query)
+    router.add_api_route(
+        "/v1/query-results/{result_id}",
+        query_result,
+        methods=["GET"],
+        summary="Fetch the result of a heavy query",
+        operation_id="get_query_result",
+        tags=["queries"],
+        response_class=Response,
+        responses={202: {"model": QueryResultPending, "description": "Still running."}},
+    )
+    return router
+
+
+def query_result(result_id: str, session: SessionDep, artifacts: ArtifactsDep) -> Response:
+    job = session.get(Job, result_id)
+    if job is None or job.kind != JobKind.query:
+        raise ApiError(404, "query_result_not_found", f"no query result {result_id!r}", field="id")
+    spec = job.config
+    if job.status in (JobStatus.queued, JobStatus.running):
+        return pending(job.id, job.status, spec["query"], spec["model_id"])
+    if job.status == JobStatus.succeeded and job.result_uri:
+        try:
+            data = artifacts.get(job.result_uri)
+        except ArtifactMissing:
+            raise ApiError(404, "query_result_expired", f"result {result_id} has expired") from None
+        return Response(data, media_type=job.result_media_type or JSON)
+    if job.error_code in ("invalid_query", "unsupported_query", "invalid_input"):
+        return JSONResponse(error_body(job.error_code, job.error or "", None), status_code=422)
+    return JSONResponse(
+        error_body("query_failed", f"the query failed: {job.error or job.status}"),
+        status_code=503,
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(router_for_queries())

@@ -1,0 +1,149 @@
+"""Trained models as a resource: created when a job succeeds (or a model file is imported),
+listed, and resolved from whatever reference a client sends.
+
+A reference is a model id, the id of the job that made the model (so clients written before
+models had ids of their own keep working), `name@alias` or `name@N` (version N of a
+registered name). Names and aliases are resolved on every call, so moving an alias takes
+effect at once.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from store.db import page
+from store.tables import Job, JobStatus, ModelAlias, ModelVersion, TrainedModelRow
+
+REFERENCE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,127})@(?P<tag>[A-Za-z0-9_-]{1,64})$")
+
+
+class ModelNotFound(LookupError):
+    """Nothing answers to the reference; `message` says which part did not match."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ModelNotReady(LookupError):
+    """The reference names a job that has not succeeded (yet), so it has no model."""
+
+    def __init__(self, job_id: str, status: str) -> None:
+        super().__init__(f"job {job_id} is {status}; only a succeeded job has a model")
+        self.job_id = job_id
+        self.status = status
+
+
+def new_model_id() -> str:
+    return uuid.uuid4().hex
+
+
+def create_model(
+    session: Session,
+    *,
+    model_id: str,
+    job_id: str | None,
+    kind: str,
+    algorithm: str,
+    metadata: dict[str, Any],
+    artifact_uri: str,
+    size_bytes: int,
+    sha256: str,
+) -> TrainedModelRow:
+    row = TrainedModelRow(
+        id=model_id,
+        job_id=job_id,
+        kind=kind,
+        algorithm=algorithm,
+        model_metadata=metadata,
+        artifact_uri=artifact_uri,
+        size_bytes=size_bytes,
+        sha256=sha256,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_model(session: Session, model_id: str) -> TrainedModelRow | None:
+    return session.get(TrainedModelRow, model_id)
+
+
+def model_of_job(session: Session, job_id: str) -> TrainedModelRow | None:
+    return session.scalar(select(TrainedModelRow).where(TrainedModelRow.job_id == job_id))
+
+
+def model_ids_of_jobs(session: Session, job_ids: Sequence[str]) -> dict[str, str]:
+    """{job id: model id} for the jobs among `job_ids` that made a model."""
+    if not job_ids:
+        return {}
+    rows = session.execute(
+        select(TrainedModelRow.job_id, TrainedModelRow.id).where(
+            TrainedModelRow.job_id.in_(job_ids)
+        )
+    )
+    return {job_id: model_id for job_id, model_id in rows if job_id is not None}
+
+
+def list_models(
+    session: Session,
+    *,
+    algorithm: str | None = None,
+    kind: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[Sequence[TrainedModelRow], int]:
+    filters = []
+    if algorithm:
+        filters.append(TrainedModelRow.algorithm == algorithm)
+    if kind:
+        filters.append(TrainedModelRow.kind == kind)
+    return page(
+        session,
+        TrainedModelRow,
+        filters=filters,
+        newest_first=TrainedModelRow.created_at,
+        limit=limit,
+        offset=offset,
+    )
+
+
+def resolve(session: Session, reference: str) -> TrainedModelRow:
+    """The model a reference names (see the module docstring), or `ModelNotFound` /
+    `ModelNotReady` saying why not."""
+    match = REFERENCE.match(reference)
+    if match is not None:
+        return _resolve_name(session, match["name"], match["tag"])
+    row = get_model(session, reference)
+    if row is not None:
+        return row
+    row = model_of_job(session, reference)
+    if row is not None:
+        return row
+    job = session.get(Job, reference)
+    if job is not None and job.status != JobStatus.succeeded:
+        raise ModelNotReady(job.id, job.status)
+    raise ModelNotFound(f"no model with id {reference!r}")
+
+
+def _resolve_name(session: Session, name: str, tag: str) -> TrainedModelRow:
+    if tag.isdigit():
+        version = int(tag)
+    else:
+        alias = session.get(ModelAlias, (name, tag))
+        if alias is None:
+            raise ModelNotFound(f"{name!r} has no alias {tag!r}")
+        version = alias.version
+    entry = session.get(ModelVersion, (name, version))
+    if entry is None:
+        raise ModelNotFound(f"{name!r} has no version {version}")
+    row = get_model(session, entry.model_id)
+    if row is None:  # cannot happen while the foreign key holds
+        raise ModelNotFound(f"{name}@{tag} points at a missing model")
+    return row
