@@ -23,6 +23,12 @@ class Settings(BaseSettings):
     broker_url: str = Field(
         "", description="Celery broker URL; empty means kombu's SQLAlchemy transport on SQLite."
     )
+    broker_key_prefix: str = Field(
+        "",
+        max_length=64,
+        description="Prefix of every key the Redis broker writes, so several deployments (or "
+        "test runs) can share one Redis database without seeing each other's messages.",
+    )
     artifact_url: str = Field(
         "",
         description="Where models, checkpoints, datasets and query results go: a folder, or "

@@ -72,12 +72,16 @@ def module_postgres_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
+    """The shared Redis server's database 9; tests never flush it (another run may be using
+    it) and keep to their own keys with `redis_key_prefix`."""
     require_service("Redis", REDIS_HOST, REDIS_PORT)
-    import redis
+    return f"redis://{REDIS_HOST}:{REDIS_PORT}/9"
 
-    db = 9
-    redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db).flushdb()
-    return f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}"
+
+@pytest.fixture(scope="session")
+def redis_key_prefix() -> str:
+    """A prefix of this test session's own for every broker key (`BROKER_KEY_PREFIX`)."""
+    return f"crucible-test-{uuid.uuid4().hex[:12]}:"
 
 
 @pytest.fixture(scope="session")

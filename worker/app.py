@@ -22,13 +22,16 @@ QUERY_TASK = "crucible.query_job"
 QUEUES = ("gpu", "cpu", "queries")
 
 
-def transport_options(broker_url: str) -> dict[str, object]:
+def transport_options(broker_url: str, key_prefix: str = "") -> dict[str, object]:
     if broker_url.startswith("sqla+"):
         # kombu hands these to SQLAlchemy's create_engine: wait on SQLite's lock, not fail.
         return {"connect_args": {"timeout": 30}}
     # Redis redelivers unacknowledged messages after this; the job lease in the database
     # makes a redelivery harmless, so it only bounds how late it comes.
-    return {"visibility_timeout": 3600}
+    options: dict[str, object] = {"visibility_timeout": 3600}
+    if key_prefix:  # several deployments (or test runs) sharing one Redis database
+        options["global_keyprefix"] = key_prefix
+    return options
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -43,7 +46,9 @@ def create_celery(settings: Settings) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
-        broker_transport_options=transport_options(settings.resolved_broker_url),
+        broker_transport_options=transport_options(
+            settings.resolved_broker_url, settings.broker_key_prefix
+        ),
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         # The sweeper re-enqueues orphaned jobs; a lost worker's task is simply acked.
@@ -52,13 +57,20 @@ def create_celery(settings: Settings) -> Celery:
     return app
 
 
+def celery_for(settings: Settings) -> Celery:
+    """The producer app for `settings`' broker, so a caller with its own Settings (a test, a
+    second deployment in one process) sends to its own broker."""
+    return _celery_for(settings.resolved_broker_url, settings.broker_key_prefix)
+
+
 @lru_cache(maxsize=4)
-def celery_for(broker_url: str) -> Celery:
-    """A producer app per broker URL, so a caller with its own Settings (a test, a second
-    deployment in one process) sends to its own broker."""
-    if broker_url == app.conf.broker_url:
+def _celery_for(broker_url: str, key_prefix: str) -> Celery:
+    own = get_settings()
+    if (broker_url, key_prefix) == (own.resolved_broker_url, own.broker_key_prefix):
         return app
-    return create_celery(get_settings().model_copy(update={"broker_url": broker_url}))
+    return create_celery(
+        own.model_copy(update={"broker_url": broker_url, "broker_key_prefix": key_prefix})
+    )
 
 
 app = create_celery(get_settings())

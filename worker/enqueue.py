@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 def enqueue_job(job_id: str, queue: str, settings: Settings | None = None) -> bool:
     """Send the job's id to its queue; False if the broker is unreachable (the job stays
     queued in the database and a worker's sweeper sends it later)."""
-    app = celery_for((settings or get_settings()).resolved_broker_url)
+    app = celery_for(settings or get_settings())
     try:
         app.send_task(
             QUERY_TASK if queue == "queries" else TRAIN_TASK,

@@ -47,7 +47,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from ml.core.algorithm import Algorithm
 from ml.core.hooks import Hooks
@@ -107,7 +107,14 @@ class MaxEntIRLConfig(BaseModel):
         "adam", description="Gradient ascent on the log-likelihood: Adam or plain steps."
     )
     learning_rate: float = Field(0.1, gt=0.0, le=100.0, description="Step size.")
-    max_iterations: int = Field(200, ge=1, le=100_000, description="Most gradient steps.")
+    max_iterations: int = Field(
+        200,
+        ge=1,
+        le=100_000,
+        # `iterations` was this field's name until 2026-11-22; accepted until v2.
+        validation_alias=AliasChoices("max_iterations", "iterations"),
+        description="Most gradient steps (`iterations`, its old name, is still accepted).",
+    )
     tolerance: float = Field(
         1e-3, gt=0.0, le=100.0, description="Stop when the feature-count gap's norm is below."
     )

@@ -31,6 +31,7 @@ FAST_LEASES = {
 STACK_SETTINGS = (
     "DATABASE_URL",
     "BROKER_URL",
+    "BROKER_KEY_PREFIX",
     "ARTIFACT_URL",
     "ARTIFACT_DIR",
     "S3_ENDPOINT_URL",
@@ -68,6 +69,7 @@ def stack(
     else:
         database_url = request.getfixturevalue("postgres_url")
         env = _env(var_dir, database_url, request.getfixturevalue("redis_url"))
+        env["BROKER_KEY_PREFIX"] = request.getfixturevalue("redis_key_prefix")
         env |= _s3_env(request.getfixturevalue("s3_server"))
     stack = Stack(request.param.replace("+", "-"), var_dir, env, database_url)
     try:

@@ -126,3 +126,10 @@ def test_reports_every_log_interval() -> None:
     assert [step for step, _ in hooks.metrics["irl/feature_gap"]] == [10, 20]
     assert [c["step"] for c in hooks.checkpoints] == [5, 10, 15]
     assert set(hooks.checkpoints[0]) == {"step", "values", "theta", "optimizer"}
+
+
+def test_the_old_name_of_max_iterations_is_still_accepted() -> None:
+    """`iterations` was renamed `max_iterations` (one budget vocabulary); job specs written
+    before keep working for the deprecation period the README's API changelog gives."""
+    assert MaxEntIRLConfig.model_validate({"iterations": 7}).max_iterations == 7
+    assert MaxEntIRLConfig.model_validate({"max_iterations": 8}).max_iterations == 8
