@@ -136,6 +136,16 @@ class Stack:
         env = {k.lower(): v for k, v in self.env.items()}
         return open_artifact_store(Settings.model_validate(env))
 
+    def wait_for_skip(self, job_id: str, reason: str, timeout: float = 30) -> None:
+        """Wait until a worker took a message for `job_id` and left it (`worker.runner`
+        logs "job <id> not run: <reason>"): the event a duplicate message leads to."""
+        line = f"job {job_id} not run: {reason}".encode()
+
+        def skipped() -> bool:
+            return any(line in log.read_bytes() for log in self.var_dir.glob("worker*.log"))
+
+        self.wait_until(skipped, timeout, f"a worker to skip job {job_id} ({reason})")
+
     def logs(self) -> str:
         return "\n".join(
             f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}"

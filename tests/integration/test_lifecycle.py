@@ -4,12 +4,12 @@ worker processes (killed with SIGKILL)."""
 from __future__ import annotations
 
 import signal
-import time
 
 import pytest
 from celery import Celery
 
 from tests.integration.stack import Stack
+from worker.app import transport_options
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,8 @@ def send_duplicate(stack: Stack, job_id: str, queue: str) -> None:
     broker = (
         stack.env.get("BROKER_URL") or f"sqla+sqlite:///{stack.var_dir.resolve() / 'broker.sqlite'}"
     )
-    app = Celery(broker=broker)
+    options = transport_options(broker, stack.env.get("BROKER_KEY_PREFIX", ""))
+    app = Celery(broker=broker, broker_transport_options=options)
     app.send_task("crucible.train_job", args=[job_id], queue=queue)
     app.close()
 
@@ -59,7 +60,7 @@ def test_cancel_running_and_queued_jobs(stack: Stack) -> None:
     assert stopped["status"] == "cancelled"
     assert stopped["checkpoint_step"] is not None  # the last checkpoint is kept
     assert stopped["progress"]["step"] < LONG_DQN["total_steps"]
-    time.sleep(1.5)  # the worker now reads the cancelled job's message and must skip it
+    stack.wait_for_skip(waiting["id"], "job is cancelled")  # its message, read and left
     never = stack.job(waiting["id"])
     assert never["status"] == "cancelled" and never["attempt"] == 0
     assert never["started_at"] is None
@@ -71,7 +72,7 @@ def test_cancel_running_and_queued_jobs(stack: Stack) -> None:
 def test_redelivered_message_does_not_rerun_a_finished_job(stack: Stack) -> None:
     job = stack.run("value_iteration", {"env": {"kind": "frozen_lake"}})
     send_duplicate(stack, job["id"], "cpu")
-    time.sleep(2)
+    stack.wait_for_skip(job["id"], "job is succeeded")
     after = stack.job(job["id"])
     assert after["status"] == "succeeded" and after["attempt"] == 1
     assert after["finished_at"] == job["finished_at"]
@@ -107,7 +108,7 @@ def test_killed_worker_job_resumes_on_another_worker(stack: Stack) -> None:
     # A redelivery while the first worker holds a live lease must not start a second run:
     # the idle worker takes the message and leaves.
     send_duplicate(stack, job["id"], "gpu")
-    time.sleep(1.5)
+    stack.wait_for_skip(job["id"], "held by")
     assert stack.job(job["id"])["attempt"] == 1
 
     holder = stack.worker_running(running)
