@@ -116,8 +116,6 @@ def test_config_validation() -> None:
         MaxEntIRLConfig(features="pixels")
     with pytest.raises(ValidationError):
         MaxEntIRLConfig(env={"layout": ["S..", "..."]})
-    with pytest.raises(ValidationError):
-        MaxEntIRLConfig.model_validate({"iterations": 10})  # renamed max_iterations
 
 
 def test_reports_every_log_interval() -> None:
