@@ -202,12 +202,15 @@ def epsilon_at(step: int, config: DQNConfig) -> float:
 
 
 def epsilon_greedy(
-    q_network: QNetwork, observation: np.ndarray, epsilon: float, rng: np.random.Generator
+    q_network: QNetwork,
+    observation: np.ndarray,
+    epsilon: float,
+    rng: np.random.Generator,
+    device: torch.device,
 ) -> int:
     """A uniformly random action with probability epsilon, else argmax_a Q(s, a)."""
     if epsilon >= 1.0 or rng.random() < epsilon:  # no draw when it is certain
         return int(rng.integers(q_network.n_actions))
-    device = next(q_network.parameters()).device
     with torch.no_grad():
         q = q_network(torch.as_tensor(observation, device=device).unsqueeze(0))  # q[1, a]
     return int(q.argmax(dim=1).item())
@@ -324,7 +327,7 @@ def train(
         run.stop_if_asked()
         # Act: uniformly at random while the buffer fills, then epsilon-greedily.
         epsilon = 1.0 if run.step < config.learning_starts else epsilon_at(run.step, config)
-        action = epsilon_greedy(q_network, observation, epsilon, rng)
+        action = epsilon_greedy(q_network, observation, epsilon, rng, dev)
         next_observation, reward, terminated, truncated, _ = env.step(action)
         # Store the true s' even at a time-limit cut: the target still bootstraps from it.
         buffer.add(observation, action, float(reward), next_observation, bool(terminated))
