@@ -9,6 +9,7 @@ outside the timing.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from ml.rl.envs import evaluate, make_env
 
 STEPS = 20_000
 SEED = 0
-SHARED = {
+SHARED: dict[str, Any] = {
     "learning_rate": 2.3e-3,
     "batch_size": 64,
     "buffer_size": 100_000,
@@ -36,7 +37,7 @@ SHARED = {
 
 
 def crucible() -> DQNModel:
-    config: dict[str, object] = {k: v for k, v in SHARED.items() if k != "train_freq"}
+    config = {k: v for k, v in SHARED.items() if k != "train_freq"}
     config |= {
         "train_frequency": SHARED["train_freq"],
         "total_steps": STEPS,
