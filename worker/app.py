@@ -19,7 +19,8 @@ from store.settings import Settings, get_settings
 
 TRAIN_TASK = "crucible.train_job"
 QUERY_TASK = "crucible.query_job"
-QUEUES = ("gpu", "cpu", "queries")
+QUERY_QUEUE = "queries"
+QUEUES = ("gpu", "cpu", QUERY_QUEUE)
 
 
 def transport_options(broker_url: str, key_prefix: str = "") -> dict[str, object]:

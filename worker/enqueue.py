@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 
 from store.settings import Settings, get_settings
-from worker.app import QUERY_TASK, TRAIN_TASK, celery_for
+from worker.app import QUERY_QUEUE, QUERY_TASK, TRAIN_TASK, celery_for
+
+__all__ = ["QUERY_QUEUE", "enqueue_job"]
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +18,7 @@ def enqueue_job(job_id: str, queue: str, settings: Settings | None = None) -> bo
     app = celery_for(settings or get_settings())
     try:
         app.send_task(
-            QUERY_TASK if queue == "queries" else TRAIN_TASK,
+            QUERY_TASK if queue == QUERY_QUEUE else TRAIN_TASK,
             args=[job_id],
             queue=queue,
             retry=True,

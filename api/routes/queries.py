@@ -33,9 +33,8 @@ from store.artifacts import ArtifactMissing
 from store.db import session_factory, session_scope
 from store.settings import Settings
 from store.tables import Job, JobKind, JobStatus, TrainedModelRow
-from worker.enqueue import enqueue_job
+from worker.enqueue import QUERY_QUEUE, enqueue_job
 
-QUERY_QUEUE = "queries"
 Format = Annotated[
     str | None,
     Query(
