@@ -55,6 +55,44 @@ class Settings(BaseSettings):
     metrics_flush_seconds: float = Field(
         2.0, gt=0, description="How long a worker buffers metric points before writing them."
     )
+    queued_resend_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A job queued this long without a live claim is sent to the broker again "
+        "(a lost message, a broker restarted without persistence); claims are idempotent.",
+    )
+    db_pool_size: int = Field(10, ge=1, le=200, description="Database connections per process.")
+    db_max_overflow: int = Field(
+        10, ge=0, le=200, description="Extra connections a process may open under load."
+    )
+    api_max_in_flight: int = Field(
+        64,
+        ge=1,
+        le=10_000,
+        description="Requests the API works on at once; more are answered 503 with "
+        "Retry-After at once instead of queueing until they time out.",
+    )
+    embedded_poll_seconds: float = Field(
+        0.05,
+        gt=0,
+        le=5.0,
+        description="How often a worker polls the embedded (SQLite) broker for messages.",
+    )
+    checkpoint_retention_hours: float = Field(
+        24.0,
+        ge=0,
+        description="Checkpoints of finished jobs, and superseded attempts' files, are deleted "
+        "this long after; 0 deletes them at once.",
+    )
+    idempotency_retention_hours: float = Field(
+        24.0, gt=0, description="How long an Idempotency-Key is remembered."
+    )
+    metric_retention_days: float = Field(
+        0.0,
+        ge=0,
+        description="Metric points of jobs finished longer ago than this are deleted; 0 keeps "
+        "them forever.",
+    )
     max_attempts: int = Field(
         3, ge=1, description="A job orphaned this many times is marked failed, not retried."
     )

@@ -116,6 +116,11 @@ class Job(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
     checkpoint_step: Mapped[int | None] = mapped_column(Integer)
+    # The current checkpoint's URI: each attempt writes its own file and only the lease
+    # holder's write is recorded, so a stale worker can never replace the owner's checkpoint.
+    checkpoint_uri: Mapped[str | None] = mapped_column(String(1024))
+    # A wall-clock limit: past it the run stops with a checkpoint and fails (`timed_out`).
+    max_runtime_seconds: Mapped[float | None] = mapped_column(Float)
     resumed_from_step: Mapped[int | None] = mapped_column(Integer)
     # Query jobs only: what identifies the result for reuse, where it is, and until when.
     cache_key: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -218,3 +223,16 @@ class JobDataset(Base):
     dataset_id: Mapped[str] = mapped_column(
         String(32), ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+
+
+class IdempotencyKey(Base):
+    """A client's `Idempotency-Key` for a submission: a retry with the same key (and the same
+    request) answers the resource the first one created instead of creating another."""
+
+    __tablename__ = "idempotency_keys"
+
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)  # "jobs", "datasets"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
