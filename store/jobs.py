@@ -56,9 +56,11 @@ def create_job(
     register_as: dict[str, Any] | None = None,
     kind: JobKind = JobKind.train,
     cache_key: str | None = None,
+    max_runtime_seconds: float | None = None,
 ) -> Job:
     job = Job(
         id=new_job_id(),
+        max_runtime_seconds=max_runtime_seconds,
         kind=kind.value,
         register_as=register_as,
         cache_key=cache_key,
