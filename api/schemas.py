@@ -64,6 +64,13 @@ class JobCreate(Strict):
     register_as: RegisterSpec | None = Field(
         None, description="Register the model under this name when the job succeeds."
     )
+    max_runtime_seconds: float | None = Field(
+        None,
+        gt=0,
+        le=30 * 24 * 3600,
+        description="Wall-clock limit: past it the run stops with a checkpoint and the job "
+        "fails with error_code timed_out.",
+    )
 
     @model_validator(mode="after")
     def _short_tags(self) -> JobCreate:
@@ -113,6 +120,7 @@ class JobPublic(BaseModel):
     warnings: list[Warning_] = Field(description="Legal but suspicious things the run saw.")
     model_id: str | None = Field(description="The model it made, once it succeeded.")
     register_as: RegisterSpec | None
+    max_runtime_seconds: float | None
     cancel_requested: bool
     checkpoint_step: int | None
     resumed_from_step: int | None

@@ -19,11 +19,12 @@ from sqlalchemy.orm import Session
 import ml
 from api.deps import ArtifactsDep, SessionDep, SettingsDep
 from api.errors import ApiError
+from api.routes.jobs import IdempotencyKeyHeader
 from api.schemas import DatasetPublic, DatasetsPublic
 from api.uploads import read_upload
 from ml.core.errors import DatasetError
 from ml.data import DATASET_KINDS, describe_kind, parse_upload, to_npz
-from store import datasets
+from store import datasets, idempotency
 from store.tables import DatasetRow
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -117,6 +118,7 @@ def upload_dataset(
     settings: SettingsDep,
     response: Response,
     name: Annotated[str | None, Form(max_length=200)] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> DatasetPublic:
     if kind not in DATASET_KINDS:
         raise ApiError(
@@ -127,6 +129,20 @@ def upload_dataset(
         )
     data = read_upload(file, settings.max_upload_bytes)
     digest = hashlib.sha256(data).hexdigest()
+    request = idempotency.request_hash({"kind": kind, "name": name, "sha256": digest})
+    if idempotency_key is not None:
+        try:
+            replay = idempotency.find(
+                session, scope="datasets", key=idempotency_key, digest=request
+            )
+        except idempotency.KeyReused as exc:
+            raise ApiError(
+                409, "idempotency_key_reused", str(exc), field="Idempotency-Key"
+            ) from None
+        if replay is not None:
+            response.status_code = 200
+            response.headers["Idempotent-Replayed"] = "true"
+            return to_public(session, dataset_or_404(session, replay.resource_id), used_by=True)
     existing = datasets.find_by_digest(session, kind=kind, sha256=digest)
     if existing is not None:
         response.status_code = 200
@@ -149,6 +165,10 @@ def upload_dataset(
             summary=dataset.summary,
             artifact_uri=uri,
         )
+        if idempotency_key is not None:
+            idempotency.remember(
+                session, scope="datasets", key=idempotency_key, digest=request, resource_id=row.id
+            )
         session.commit()
     except IntegrityError:  # the same content, uploaded at the same moment, won the race
         session.rollback()

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import IntegrityError
 
 import ml
 from api.deps import ModelCacheDep, SessionDep, SettingsDep
 from api.errors import ApiError, from_validation
 from api.schemas import JobCreate, JobPublic, JobsPublic, MetricSeries, MetricsPublic, Progress
 from ml.data import UploadedDataset
-from store import datasets, jobs, models, registry
+from store import datasets, idempotency, jobs, models, registry
 from store.tables import Job, JobKind, JobStatus
 from worker.enqueue import enqueue_job
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+log = logging.getLogger(__name__)
 
 
 JOB_COLUMNS = [name for name in JobPublic.model_fields if name in Job.__table__.columns]
@@ -105,10 +109,18 @@ def check_register(body: JobCreate) -> dict[str, Any] | None:
     return body.register_as.model_dump()
 
 
-@router.post("", status_code=202, summary="Submit a training job", operation_id="create_job")
-def create_job(
-    body: JobCreate, session: SessionDep, settings: SettingsDep, response: Response
-) -> JobPublic:
+@dataclass(frozen=True)
+class Spec:
+    """A submission checked against its algorithm: what `create_job` stores."""
+
+    algorithm: ml.Algorithm[Any]
+    config: dict[str, Any]
+    register_as: dict[str, Any] | None
+    dataset_ids: list[str]
+
+
+def check_spec(session: SessionDep, body: JobCreate) -> Spec:
+    """The submission validated, or the 422 that names what is wrong."""
     if body.algorithm not in ml.ALGORITHMS:
         known = ", ".join(sorted(ml.ALGORITHMS))
         raise ApiError(
@@ -125,26 +137,106 @@ def create_job(
     except ml.ConfigError as exc:
         field = f"config.{exc.field}" if exc.field else "config"
         raise ApiError(422, exc.code, exc.message, field=field) from None
-    register_as = check_register(body)
-    dataset_ids = check_datasets(session, algorithm, config)
+    return Spec(
+        algorithm=algorithm,
+        config=config.model_dump(mode="json"),
+        register_as=check_register(body),
+        dataset_ids=check_datasets(session, algorithm, config),
+    )
+
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="A retry with the same key answers what the first request created.",
+    ),
+]
+
+
+def replayed(session: SessionDep, key: str | None, digest: str) -> Job | None:
+    """The job an earlier request with this Idempotency-Key created, if any."""
+    if key is None:
+        return None
+    try:
+        replay = idempotency.find(session, scope="jobs", key=key, digest=digest)
+    except idempotency.KeyReused as exc:
+        raise ApiError(409, "idempotency_key_reused", str(exc), field="Idempotency-Key") from None
+    return jobs.get_job(session, replay.resource_id) if replay is not None else None
+
+
+def enqueue_after_commit(session: SessionDep, job: Job, settings: SettingsDep) -> None:
+    """Hand the committed job to the broker. Nothing here may fail the response: the job
+    exists, and a worker's sweeper sends any job left queued without a live claim."""
+    try:
+        if enqueue_job(job.id, job.queue, settings):
+            jobs.mark_enqueued(session, job_id=job.id)
+            session.commit()
+        session.refresh(job)
+    except Exception:
+        log.warning("job %s: created, but not yet handed to the broker", job.id, exc_info=True)
+        session.rollback()
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Submit a training job",
+    operation_id="create_job",
+    description="Answers 202 with the job; with an `Idempotency-Key` header, a retry answers "
+    "the job the first request created (header `Idempotent-Replayed: true`). An error "
+    "response means no job was created.",
+)
+def create_job(
+    body: JobCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JobPublic:
+    spec = check_spec(session, body)
+    digest = idempotency.request_hash(body.model_dump(mode="json"))
+    job = replayed(session, idempotency_key, digest)
+    if job is None:
+        try:
+            job = store_job(session, body, spec, idempotency_key, digest)
+        except IntegrityError:  # a twin request with the same key won the race
+            session.rollback()
+            job = replayed(session, idempotency_key, digest)
+            if job is None:
+                raise
+        else:
+            enqueue_after_commit(session, job, settings)
+            response.headers["Location"] = f"/v1/jobs/{job.id}"
+            return to_public(job, None)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    response.headers["Idempotent-Replayed"] = "true"
+    return public(session, job)
+
+
+def store_job(
+    session: SessionDep, body: JobCreate, spec: Spec, key: str | None, digest: str
+) -> Job:
+    """Create the job, its dataset links and its idempotency record in one transaction."""
     job = jobs.create_job(
         session,
-        algorithm=algorithm.name,
-        config=config.model_dump(mode="json"),
+        algorithm=spec.algorithm.name,
+        config=spec.config,
         seed=body.seed,
-        queue=algorithm.queue,
+        queue=spec.algorithm.queue,
         name=body.name,
         tags=body.tags,
-        register_as=register_as,
+        register_as=spec.register_as,
+        max_runtime_seconds=body.max_runtime_seconds,
     )
-    datasets.link_jobs(session, job_id=job.id, dataset_ids=dataset_ids)
+    datasets.link_jobs(session, job_id=job.id, dataset_ids=spec.dataset_ids)
+    if key is not None:
+        idempotency.remember(session, scope="jobs", key=key, digest=digest, resource_id=job.id)
     session.commit()  # the worker must find the row before it gets the message
-    if enqueue_job(job.id, job.queue, settings):
-        jobs.mark_enqueued(session, job_id=job.id)
-        session.commit()
-    session.refresh(job)
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return to_public(job, None)
+    return job
 
 
 @router.get("", summary="List training jobs", operation_id="list_jobs")
