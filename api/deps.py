@@ -1,15 +1,28 @@
-"""FastAPI dependencies and their shortcut types."""
+"""FastAPI dependencies and their shortcut types.
+
+A plain `def` dependency costs a trip to the thread pool on every request, and under load each
+trip waits its turn behind every request ahead of it; these are `async def` and touch nothing
+that blocks, except where they must reach the database, and then in the thread pool.
+
+`SessionDep` opens no connection until the route first uses the session, and releases it as
+soon as the route returns, before the response is sent: committed if the route succeeded,
+rolled back if it raised. The release runs in a thread of its own, never queued behind
+requests that may be waiting for a connection it is about to give back (fastapi#3205).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from functools import partial
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
-from api.model_cache import ModelCache
+from api.model_cache import ModelCache, ModelRows
 from store import models
 from store.artifacts import ArtifactStore
 from store.db import session_factory, session_scope
@@ -17,23 +30,61 @@ from store.settings import Settings, get_settings
 from store.tables import TrainedModelRow
 
 
-def get_session(settings: Annotated[Settings, Depends(get_settings)]) -> Iterator[Session]:
-    with session_scope(session_factory(settings.resolved_database_url)) as session:
+async def current_settings(request: Request) -> Settings:
+    """The settings the app was built with (a test's override of `get_settings` wins)."""
+    override = request.app.dependency_overrides.get(get_settings)
+    if override is not None:
+        settings: Settings = override()
+        return settings
+    built: Settings = request.app.state.settings
+    return built
+
+
+SettingsDep = Annotated[Settings, Depends(current_settings)]
+
+
+def _release(session: Session, commit: bool) -> None:
+    try:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
+    finally:
+        session.close()
+
+
+async def get_session(settings: SettingsDep) -> AsyncIterator[Session]:
+    session = session_factory(settings.resolved_database_url)()
+    try:
         yield session
+    except BaseException:
+        await _finish(session, commit=False)
+        raise
+    await _finish(session, commit=True)
 
 
-def get_model_cache(request: Request) -> ModelCache:
+async def _finish(session: Session, *, commit: bool) -> None:
+    if not session.in_transaction():  # never used, or the route committed: nothing is held
+        session.close()
+        return
+    # A limiter of its own: releasing a connection must not wait for a thread.
+    await anyio.to_thread.run_sync(
+        partial(_release, session, commit), limiter=anyio.CapacityLimiter(1)
+    )
+
+
+async def get_model_cache(request: Request) -> ModelCache:
     cache: ModelCache = request.app.state.model_cache
     return cache
 
 
-def get_artifacts(request: Request) -> ArtifactStore:
+async def get_artifacts(request: Request) -> ArtifactStore:
     artifacts: ArtifactStore = request.app.state.artifacts
     return artifacts
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": released when the route returns, not after the response is sent.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
 ArtifactsDep = Annotated[ArtifactStore, Depends(get_artifacts)]
 
@@ -48,11 +99,22 @@ def resolve_model(session: Session, reference: str) -> TrainedModelRow:
         raise ApiError(404, "model_not_found", exc.message, field="model") from None
 
 
-def resolved_model(model: str, settings: SettingsDep) -> TrainedModelRow:
+def _resolve_in_own_session(url: str, reference: str) -> TrainedModelRow:
+    with session_scope(session_factory(url)) as session:
+        return resolve_model(session, reference)
+
+
+async def resolved_model(model: str, request: Request) -> TrainedModelRow:
     """`resolve_model` in a transaction of its own, closed before the route runs: a query
-    may compute for a while, and must not hold a pooled connection meanwhile."""
-    with session_scope(session_factory(settings.resolved_database_url)) as session:
-        return resolve_model(session, model)
+    may compute for a while, and must not hold a pooled connection meanwhile. A reference that
+    always names the same model (its id, its job's id) is answered from memory for a while."""
+    rows: ModelRows = request.app.state.model_rows
+    row = rows.get(model)
+    if row is None:
+        url = (await current_settings(request)).resolved_database_url
+        row = await run_in_threadpool(_resolve_in_own_session, url, model)
+        rows.remember(model, row)
+    return row
 
 
 ResolvedModelDep = Annotated[TrainedModelRow, Depends(resolved_model)]

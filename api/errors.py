@@ -2,7 +2,11 @@
 
 `code` is stable (clients branch on it), `message` is for people, `field` points at the
 failing input for validation errors. Routes raise `ApiError`; `ml` errors and pydantic
-validation errors are translated here, so no client input can produce a 500.
+validation errors are translated here, so no client input can produce a 500. A database that
+cannot be reached is 503 `database_unavailable` with Retry-After, like any other dependency
+that is down; it is not the client's fault, and retrying is right.
+
+The middlewares that guard the app as a whole are in `api.middleware`.
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from ml.core.errors import ArtifactError, MLError
 
@@ -76,30 +83,6 @@ def from_validation(errors: list[Any], prefix: str = "") -> ApiError:
     return ApiError(422, "validation_error", message, field=field, errors=items)
 
 
-MULTIPART_SLACK = 64 * 1024  # room for a multipart envelope around an upload
-
-
-def limit_body_size(app: FastAPI, max_bytes: int, max_upload_bytes: int) -> None:
-    """Refuse a declared body larger than the limit before reading it: `max_bytes` for JSON,
-    `max_upload_bytes` for multipart uploads (whose parts are counted again as they are read,
-    see `api.uploads`)."""
-
-    @app.middleware("http")
-    async def _limit(request: Request, call_next: Any) -> Any:
-        declared = request.headers.get("content-length", "")
-        multipart = request.headers.get("content-type", "").startswith("multipart/form-data")
-        limit = max_upload_bytes + MULTIPART_SLACK if multipart else max_bytes
-        if declared.isdigit() and int(declared) > limit:
-            return JSONResponse(
-                error_body(
-                    "request_too_large",
-                    f"request body of {declared} bytes is over the limit of {limit}",
-                ),
-                status_code=413,
-            )
-        return await call_next(request)
-
-
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -129,6 +112,19 @@ def install(app: FastAPI) -> None:
             headers={"Retry-After": "5"},
         )
 
+    @app.exception_handler(SQLAlchemyError)
+    async def _database_error(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        if not database_unavailable(exc):
+            return internal_error(request.scope, exc)
+        log.warning("database unavailable: %s", str(exc).split("\n", 1)[0])
+        return JSONResponse(
+            error_body(
+                "database_unavailable", "the database cannot be reached right now; retry shortly"
+            ),
+            status_code=503,
+            headers={"Retry-After": DATABASE_RETRY_AFTER},
+        )
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed", 406: "not_acceptable"}.get(
@@ -141,9 +137,30 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return JSONResponse(
-            error_body("internal_error", "an internal error occurred; it has been logged"),
-            status_code=500,
-        )
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return internal_error(request.scope, exc)  # what `InternalErrors` did not catch
+
+
+DATABASE_RETRY_AFTER = "2"
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether a database error means "cannot be reached right now" (down, restarting, the
+    pool exhausted, a connection dropped, SQLite's file locked or unreadable) rather than a
+    bug in a statement."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    return False
+
+
+def internal_error(scope: Scope, exc: BaseException) -> JSONResponse:
+    """500 `internal_error`, logged, with `Connection: close`: whatever state the connection
+    is in, the client opens a fresh one for its next request."""
+    log.error("unhandled error in %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
+    return JSONResponse(
+        error_body("internal_error", "an internal error occurred; it has been logged"),
+        status_code=500,
+        headers={"Connection": "close"},
+    )

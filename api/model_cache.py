@@ -1,18 +1,29 @@
-"""An LRU cache of loaded models, so a query does not reload a model file each time
-(loading on every request is what makes first requests slow elsewhere, mlflow#7948).
+"""What the API keeps in memory between requests: loaded models, and where model references
+point.
 
-`warm()` loads a model in the background: the API calls it when a client first sees its job
-succeeded, so the first query finds the model loaded.
+`ModelCache` is an LRU cache of loaded models, so a query does not reload a model file each
+time (loading on every request is what makes first requests slow elsewhere, mlflow#7948). A
+model is loaded once however many requests ask for it at the same moment: the first loads it,
+the others wait for that load. `warm()` loads a model in the background: the API calls it when
+a client first sees its job succeeded, so the first query finds the model loaded.
+
+`ModelRows` remembers, for a short while, the row of a model reached by a reference that can
+never point elsewhere (its id, or the id of the job that made it), so a query does not ask the
+database again for what cannot have changed. `name@alias` and `name@N` are never remembered:
+moving an alias takes effect at once.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future
 
 from ml.core.model import TrainedModel
+from store.tables import TrainedModelRow
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +33,7 @@ class ModelCache:
         self._size = size
         self._loader = loader
         self._models: OrderedDict[str, TrainedModel] = OrderedDict()
-        self._warming: set[str] = set()
+        self._loading: dict[str, Future[TrainedModel]] = {}
         self._lock = threading.Lock()
 
     def get(self, key: str, path: str) -> TrainedModel:
@@ -30,29 +41,44 @@ class ModelCache:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key]
-        model = self._loader(path)  # outside the lock: loading may take a while
+            pending = self._loading.get(key)
+            loads = pending is None
+            if pending is None:
+                pending = self._loading[key] = Future()
+        if loads:  # outside the lock: loading may take a while
+            return self._load(key, path, pending)
+        return pending.result()  # another thread is loading it: wait for that load
+
+    def _load(self, key: str, path: str, pending: Future[TrainedModel]) -> TrainedModel:
+        """Load `key` (claimed in `_loading` by the caller) and hand it to whoever waits."""
+        try:
+            model = self._loader(path)
+        except BaseException as exc:
+            with self._lock:
+                del self._loading[key]
+            pending.set_exception(exc)
+            raise
         with self._lock:
+            del self._loading[key]
             self._models[key] = model
             self._models.move_to_end(key)
             while len(self._models) > self._size:
                 self._models.popitem(last=False)
+        pending.set_result(model)
         return model
 
     def warm(self, key: str, path: str) -> threading.Thread | None:
         """Start loading `key` in a background thread unless it is loaded or loading."""
         with self._lock:
-            if key in self._models or key in self._warming:
+            if key in self._models or key in self._loading:
                 return None
-            self._warming.add(key)
+            pending = self._loading[key] = Future()
 
         def load() -> None:
             try:
-                self.get(key, path)
+                self._load(key, path, pending)
             except Exception:  # a query will report it properly; warming is best effort
                 log.warning("could not warm model %s", key, exc_info=True)
-            finally:
-                with self._lock:
-                    self._warming.discard(key)
 
         thread = threading.Thread(target=load, name=f"warm-{key[:8]}", daemon=True)
         thread.start()
@@ -65,3 +91,41 @@ class ModelCache:
     def __len__(self) -> int:
         with self._lock:
             return len(self._models)
+
+
+class ModelRows:
+    """Model rows by a reference that always names the same model, each kept `ttl` seconds
+    (the least recently used go first beyond `size`)."""
+
+    def __init__(self, size: int = 1024, ttl: float = 30.0) -> None:
+        self._size = size
+        self._ttl = ttl
+        self._rows: OrderedDict[str, tuple[float, TrainedModelRow]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, reference: str) -> TrainedModelRow | None:
+        with self._lock:
+            entry = self._rows.get(reference)
+            if entry is None:
+                return None
+            if entry[0] < time.monotonic():
+                del self._rows[reference]
+                return None
+            self._rows.move_to_end(reference)
+            return entry[1]
+
+    def remember(self, reference: str, row: TrainedModelRow) -> None:
+        """Keep `row` for `reference` if the reference can never name another model."""
+        if reference not in (row.id, row.job_id):
+            return
+        with self._lock:
+            self._rows[reference] = (time.monotonic() + self._ttl, row)
+            self._rows.move_to_end(reference)
+            while len(self._rows) > self._size:
+                self._rows.popitem(last=False)
+
+    def forget(self, model_id: str) -> None:
+        """Drop every reference to `model_id` (for a model that is deleted or replaced)."""
+        with self._lock:
+            for reference in [r for r, (_, row) in self._rows.items() if row.id == model_id]:
+                del self._rows[reference]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["bench.bench_dp", "bench.bench_dqn"]
+BENCHMARKS = ["bench.bench_dp", "bench.bench_dqn", "bench.dispatch", "bench.serving"]
 
 
 def main(names: list[str]) -> None:

@@ -2,24 +2,54 @@
 
 SQLite is written by the API and the worker at once, so it runs in WAL mode with a busy
 timeout, and callers keep write transactions short (see DESIGN.md, Pitfalls).
+
+Each process has one engine per database URL. Its pool holds `DB_POOL_SIZE` connections and
+opens up to `DB_MAX_OVERFLOW` more under load (SQLite keeps them all open instead: there is
+no server to spare, and opening one costs four PRAGMAs); a caller that finds them all taken
+waits at most `POOL_TIMEOUT_SECONDS`, then gets `sqlalchemy.exc.TimeoutError` (the API
+answers 503). The API works on at most that many requests at once, so its own requests never
+wait for a connection.
+PostgreSQL connections are pinged when taken from the pool, so the first request after the
+server restarts reconnects instead of failing, and a connection attempt gives up after
+`CONNECT_TIMEOUT_SECONDS` when the server is unreachable.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from functools import lru_cache
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Engine, create_engine, event, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
+from store.settings import Settings
+
 Row = TypeVar("Row")
 
+POOL_TIMEOUT_SECONDS = 10.0
+CONNECT_TIMEOUT_SECONDS = 5
+ENGINES_KEPT = 8  # URLs a process keeps an engine for (tests open one database per test)
 
-def make_engine(url: str) -> Engine:
+
+def make_engine(url: str, settings: Settings | None = None) -> Engine:
+    """An engine whose pool is sized by `settings` (by default, the environment's)."""
+    settings = settings or Settings()
+    pool: dict[str, Any] = {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": POOL_TIMEOUT_SECONDS,
+    }
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        if ":memory:" in url or url.rstrip("/") in ("sqlite:", "sqlite+pysqlite:"):
+            pool = {}  # an in-memory database lives in one connection, not a pool
+        else:  # no server to spare: keep every connection rather than reopen (four PRAGMAs)
+            pool |= {"pool_size": pool["pool_size"] + pool["max_overflow"], "max_overflow": 0}
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **pool
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -31,17 +61,29 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    connect_args: dict[str, Any] = {}
+    if url.startswith("postgres"):
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **pool)
 
 
-@lru_cache(maxsize=8)
-def _factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(bind=make_engine(url), expire_on_commit=False)
+_factories: OrderedDict[str, sessionmaker[Session]] = OrderedDict()
+_factories_lock = threading.Lock()
 
 
-def session_factory(url: str) -> sessionmaker[Session]:
-    """One engine per URL per process, shared by every thread."""
-    return _factory(url)
+def session_factory(url: str, settings: Settings | None = None) -> sessionmaker[Session]:
+    """One engine per URL per process, shared by every thread. The first caller's `settings`
+    size its pool (the API passes its own; others get the environment's)."""
+    with _factories_lock:
+        factory = _factories.get(url)
+        if factory is None:
+            factory = sessionmaker(bind=make_engine(url, settings), expire_on_commit=False)
+            _factories[url] = factory
+            while len(_factories) > ENGINES_KEPT:
+                _factories.popitem(last=False)
+        else:
+            _factories.move_to_end(url)
+        return factory
 
 
 @contextmanager

@@ -3,7 +3,13 @@
 Lifecycle: queued -> running -> succeeded | failed | cancelled. A running job whose lease
 expired (its worker died) goes back to queued and is resumed from its last checkpoint by the
 next worker that claims it. Every transition is a single conditional UPDATE, so two workers
-racing for a job, or a stale worker finishing late, cannot both win.
+racing for a job, or a stale worker finishing late, cannot both win; everything else a worker
+writes (metric points, progress, checkpoint records) is fenced the same way (`hold`), so a
+worker that lost its lease changes nothing.
+
+The database, not the broker, says what is still to run: `requeue_orphans` finds every job
+that needs a message (a lost worker, a failed send, a message the broker lost), and a send
+is recorded (`mark_enqueued`) only once it succeeded.
 
 Functions take a Session and keyword arguments and raise no HTTP errors.
 """
@@ -110,6 +116,9 @@ def list_jobs(
 
 
 def mark_enqueued(session: Session, *, job_id: str) -> None:
+    """Record that the broker accepted a message for the job. Called only after a send
+    succeeded: a job whose send failed keeps its old `enqueued_at` (or none), so the sweeper
+    sends it again."""
     session.execute(update(Job).where(Job.id == job_id).values(enqueued_at=utcnow()))
 
 
@@ -218,6 +227,22 @@ def _owned(job_id: str, attempt: int) -> Any:
     return and_(Job.id == job_id, Job.attempt == attempt, Job.status == RUNNING)
 
 
+def hold(session: Session, *, job_id: str, attempt: int) -> bool:
+    """Whether `attempt` still holds the job, locking its row until the transaction ends.
+
+    The fence of every write a worker makes besides the job's row (metric points): the no-op
+    UPDATE takes the row's lock (PostgreSQL) or the database's write lock (SQLite), so a claim
+    by another worker waits until this transaction commits, and the new owner's
+    `start_resume` then sees (and trims) what it wrote. A worker that lost its lease gets
+    False and writes nothing."""
+    return bool(
+        _changed(
+            session,
+            update(Job).where(_owned(job_id, attempt)).values(progress_step=Job.progress_step),
+        )
+    )
+
+
 def record_progress(
     session: Session, *, job_id: str, attempt: int, step: int, total: int | None
 ) -> None:
@@ -226,22 +251,55 @@ def record_progress(
     )
 
 
-def record_checkpoint(session: Session, *, job_id: str, attempt: int, step: int) -> bool:
-    return bool(
-        _changed(session, update(Job).where(_owned(job_id, attempt)).values(checkpoint_step=step))
+@dataclass(frozen=True)
+class CheckpointRecord:
+    """What `record_checkpoint` did: whether the checkpoint is now the job's current one, and
+    the file it replaced (the caller deletes it)."""
+
+    recorded: bool
+    replaced_uri: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.recorded
+
+
+def record_checkpoint(
+    session: Session, *, job_id: str, attempt: int, step: int, uri: str
+) -> CheckpointRecord:
+    """Make the checkpoint file at `uri` (written by `attempt`) the job's current one, if
+    `attempt` still holds the job.
+
+    Each attempt writes files of its own, so a worker that lost its lease never overwrites
+    the owner's checkpoint; this record is what decides which file a resume reads. A fenced
+    out writer gets `recorded=False` and deletes its file; the owner deletes `replaced_uri`."""
+    if not hold(session, job_id=job_id, attempt=attempt):
+        return CheckpointRecord(recorded=False)
+    replaced = session.scalar(select(Job.checkpoint_uri).where(Job.id == job_id))
+    session.execute(
+        update(Job).where(_owned(job_id, attempt)).values(checkpoint_step=step, checkpoint_uri=uri)
     )
+    return CheckpointRecord(recorded=True, replaced_uri=replaced if replaced != uri else None)
 
 
-def start_resume(session: Session, *, job_id: str, attempt: int, step: int) -> None:
-    """Forget metric points written after the checkpoint we resume from, so a resumed run's
-    series has no duplicate steps."""
+def current_checkpoint(session: Session, *, job_id: str) -> str | None:
+    return session.scalar(select(Job.checkpoint_uri).where(Job.id == job_id))
+
+
+def start_resume(session: Session, *, job_id: str, attempt: int, step: int) -> bool:
+    """Forget metric points written after the checkpoint we resume from (by an attempt that
+    got further before it was lost), so a resumed run's series has no duplicate steps."""
+    if not hold(session, job_id=job_id, attempt=attempt):
+        return False
     session.execute(
         delete(MetricPoint).where(MetricPoint.job_id == job_id, MetricPoint.step > step)
     )
     session.execute(update(Job).where(_owned(job_id, attempt)).values(resumed_from_step=step))
+    return True
 
 
 def add_metrics(session: Session, *, job_id: str, points: Iterable[tuple[str, int, float]]) -> None:
+    """Insert metric points. A worker calls it in a transaction that `hold`s the job, so a
+    worker that lost its lease adds nothing."""
     rows = [{"job_id": job_id, "name": n, "step": s, "value": v} for n, s, v in points]
     if rows:
         session.execute(insert(MetricPoint), rows)
@@ -287,13 +345,14 @@ def add_warnings(
 
 def release(session: Session, *, job_id: str, attempt: int) -> bool:
     """Hand a running job back to the queue (its worker is shutting down); it keeps its
-    checkpoint, so whoever claims it next resumes."""
+    checkpoint, so whoever claims it next resumes. The caller sends its message and then
+    calls `mark_enqueued`; until then the sweeper counts it as unsent."""
     return bool(
         _changed(
             session,
             update(Job)
             .where(_owned(job_id, attempt))
-            .values(status=QUEUED, worker=None, lease_expires_at=None, enqueued_at=utcnow()),
+            .values(status=QUEUED, worker=None, lease_expires_at=None, enqueued_at=None),
         )
     )
 
@@ -302,20 +361,71 @@ def release(session: Session, *, job_id: str, attempt: int) -> bool:
 class Orphan:
     job_id: str
     queue: str
+    # "orphaned": its worker was lost; "unsent": no send of it ever succeeded; "stale": sent,
+    # but queued for longer than the resend threshold (the message may have been lost).
+    reason: str = "orphaned"
+
+
+# Resends of a job that stays queued back off: the wait doubles with the time it has been
+# waiting, up to this many times the resend threshold, so a long queue is not flooded with
+# duplicates while a lost message is still re-sent within minutes.
+MAX_RESEND_BACKOFF = 8
 
 
 def requeue_orphans(
-    session: Session, *, max_attempts: int, unsent_after_seconds: float = 30.0
+    session: Session,
+    *,
+    max_attempts: int,
+    resend_after_seconds: float = 30.0,
+    reclaim_expired: bool = True,
 ) -> list[Orphan]:
-    """Find jobs that need a (new) broker message.
+    """Find jobs that need a (new) broker message; the database, not the broker, says what
+    is still to run.
 
     - running jobs whose lease expired: their worker died. They go back to `queued` (or to
       `failed` after `max_attempts`) and keep their checkpoint, so the next claim resumes.
-    - queued jobs never handed to the broker (it was down when they were submitted).
-    The caller sends one message per returned job; duplicates are harmless because claiming
-    is atomic.
+      `reclaim_expired=False` skips this (the caller could not reach the database a moment
+      ago, so neither could the lease holders: their leases expired without them dying).
+    - queued jobs whose last successful send (or, never sent, their creation) is older than
+      `resend_after_seconds`: a send that failed, or a message the broker lost (restarted
+      without persistence). Resends of the same job back off (`MAX_RESEND_BACKOFF`).
+
+    The caller sends one message per returned job and calls `mark_enqueued` for each send
+    that succeeded: nothing here records a send. Duplicates are harmless because claiming is
+    atomic.
     """
     now = utcnow()
+    orphans: list[Orphan] = []
+    if reclaim_expired:
+        orphans.extend(_requeue_expired(session, now=now, max_attempts=max_attempts))
+    seen = {o.job_id for o in orphans}
+    threshold = timedelta(seconds=resend_after_seconds)
+    stale = select(Job).where(
+        Job.status == QUEUED,
+        func.coalesce(Job.enqueued_at, Job.created_at) < now - threshold,
+    )
+    for job in session.scalars(stale.order_by(Job.created_at)).all():
+        if job.id in seen:
+            continue
+        if job.enqueued_at is None:
+            orphans.append(Orphan(job.id, job.queue, "unsent"))
+        elif now - job.enqueued_at >= _resend_wait(job, threshold):
+            orphans.append(Orphan(job.id, job.queue, "stale"))
+    return orphans
+
+
+def _resend_wait(job: Job, threshold: timedelta) -> timedelta:
+    """How long after its last send a queued job is sent again: the threshold, or as long as
+    it had already waited when it was last sent (capped), so resends back off. The wait
+    starts at its creation, or at its last heartbeat if it ran before (it went back to the
+    queue about then)."""
+    assert job.enqueued_at is not None
+    waiting_since = job.heartbeat_at or job.created_at
+    waited = job.enqueued_at - waiting_since
+    return min(max(threshold, waited), threshold * MAX_RESEND_BACKOFF)
+
+
+def _requeue_expired(session: Session, *, now: datetime, max_attempts: int) -> list[Orphan]:
     expired = and_(Job.status == RUNNING, Job.lease_expires_at < now)
     orphans: list[Orphan] = []
     for job in session.scalars(select(Job).where(expired)).all():
@@ -349,19 +459,11 @@ def requeue_orphans(
                 status=QUEUED,
                 worker=None,
                 lease_expires_at=None,
-                enqueued_at=now,
+                enqueued_at=None,  # recorded when a send succeeds
                 lost_workers=lost,
             ),
         )
         if moved:
-            orphans.append(Orphan(job.id, job.queue))
-    unsent = and_(
-        Job.status == QUEUED,
-        Job.enqueued_at.is_(None),
-        Job.created_at < now - timedelta(seconds=unsent_after_seconds),
-    )
-    for job in session.scalars(select(Job).where(unsent)).all():
-        if _changed(session, update(Job).where(Job.id == job.id, unsent).values(enqueued_at=now)):
             orphans.append(Orphan(job.id, job.queue))
     return orphans
 

@@ -6,6 +6,10 @@ queries, so they never wait behind training.
 Training tasks are long, so a message is acknowledged only after the task returns and a
 worker holds one message at a time; the task is idempotent (see `worker.runner`), which is
 what makes acks-late safe. The broker carries only job ids; the database holds the rest.
+
+The embedded broker (kombu's SQLAlchemy transport on SQLite) cannot wake a worker when a
+message arrives: an idle worker polls it, every `EMBEDDED_POLL_SECONDS` (kombu's default of a
+second would be most of a small job's time from submission to its start).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from functools import lru_cache
 
 from celery import Celery
 from kombu import Queue
+from kombu.transport.sqlalchemy import Transport as SQLAlchemyTransport
 
 from store.settings import Settings, get_settings
 
@@ -35,9 +40,25 @@ def transport_options(broker_url: str, key_prefix: str = "") -> dict[str, object
     return options
 
 
+@lru_cache(maxsize=8)
+def embedded_transport(poll_seconds: float) -> type[SQLAlchemyTransport]:
+    """kombu's SQLAlchemy transport, polling every `poll_seconds` while idle.
+
+    Its `polling_interval` transport option cannot say so: this transport hands every option
+    to SQLAlchemy's `create_engine`, which refuses it. A subclass sets the class attribute
+    the option would have overridden instead."""
+    return type("EmbeddedTransport", (SQLAlchemyTransport,), {"polling_interval": poll_seconds})
+
+
 def create_celery(settings: Settings) -> Celery:
-    app = Celery("crucible", broker=settings.resolved_broker_url, include=["worker.tasks"])
+    broker_url, transport = settings.resolved_broker_url, None
+    if broker_url.startswith("sqla+"):
+        # Our transport class instead of the one the "sqla+" prefix would name.
+        broker_url = broker_url.removeprefix("sqla+")
+        transport = embedded_transport(settings.embedded_poll_seconds)
+    app = Celery("crucible", broker=broker_url, include=["worker.tasks"])
     app.conf.update(
+        broker_transport=transport,
         task_acks_late=True,
         worker_prefetch_multiplier=1,
         task_ignore_result=True,

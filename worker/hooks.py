@@ -3,6 +3,19 @@
 The training loop never waits on the database for `should_stop()`: a heartbeat thread renews
 the job's lease and reads the cancel flag once a second, and `should_stop()` reads what it
 found. Metric points are buffered and written in batches, so logging does not slow training.
+
+Only the lease holder writes. Every batch (points, warnings, progress and the record of a new
+checkpoint) is one transaction fenced by the attempt number (`store.jobs.hold`): a worker that
+lost its lease (paused past it, cut off) writes nothing and stops.
+
+A checkpoint is a file of its own, `checkpoints/<job>/<attempt>-<step>.pt`, never overwritten;
+it becomes the job's current checkpoint when the database records it, in the same transaction
+as every metric point up to its step, so a resume never misses a point nor repeats one. The
+owner deletes the file a new record replaced; a fenced-out writer deletes its own.
+
+A database hiccup costs nothing: what could not be written stays buffered and is written by
+a later flush (the heartbeat thread flushes every `flush_seconds`), and the run goes on. The
+buffer is bounded by making the loop wait for the database, never by dropping points.
 """
 
 from __future__ import annotations
@@ -10,20 +23,72 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from store import jobs
-from store.artifacts import ArtifactStore
+from store.artifacts import ArtifactStore, ArtifactUnavailable
 from store.db import session_scope
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+Point = tuple[str, int, float]
+
 # Set when the worker process is asked to shut down: running jobs checkpoint and go back
 # to the queue instead of holding the shutdown until they finish.
 SHUTDOWN = threading.Event()
+
+FLUSH_POINTS = 2_000  # a buffer this large is written at once, not at the next tick
+MAX_BUFFERED_POINTS = 100_000  # past this the loop waits for the database (about 10 MB)
+RETRY_MAX_SECONDS = 2.0  # longest pause between two tries of a database write
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database stayed unreachable for longer than the worker waits for it."""
+
+
+def outage_summary(exc: BaseException) -> str:
+    """One line saying what went wrong (driver errors run over several lines)."""
+    first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"{type(exc).__name__}: {first[0] if first else ''}"
+
+
+def is_db_outage(exc: BaseException) -> bool:
+    """An error that says the database could not be reached or dropped the connection (a
+    restart, a failover, a network cut), as opposed to a bug or a refused statement."""
+    if isinstance(exc, DatabaseUnavailable | OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def patiently(what: str, fn: Callable[[], T], *, patience: float) -> T:
+    """Call `fn` until it gets through a database outage, for up to `patience` seconds.
+    `fn` must be one transaction, safe to run again after a failure. Other errors propagate
+    at once; an outage that lasts longer raises `DatabaseUnavailable`."""
+    deadline = time.monotonic() + patience
+    pause = 0.1
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            if not is_db_outage(exc):
+                raise
+            if time.monotonic() + pause > deadline:
+                raise DatabaseUnavailable(
+                    f"{what}: database unreachable for {patience:g} s"
+                ) from exc
+            log.warning("%s: database unreachable (%s); retrying", what, outage_summary(exc))
+        time.sleep(pause)
+        pause = min(pause * 2, RETRY_MAX_SECONDS)
+
+
+def checkpoint_key(job_id: str, attempt: int, step: int) -> str:
+    """Where `attempt` writes its checkpoint of `step`: a file no other attempt writes."""
+    return f"checkpoints/{job_id}/{attempt}-{step}.pt"
 
 
 class JobHooks:
@@ -37,7 +102,13 @@ class JobHooks:
         lease_seconds: float,
         heartbeat_seconds: float,
         flush_seconds: float,
+        patience_seconds: float | None = None,
+        deadline: float | None = None,
+        legacy_checkpoint: bool = False,
     ) -> None:
+        """`deadline` is a `time.monotonic()` past which `should_stop()` is true (the job's
+        wall-clock limit); `legacy_checkpoint` says the job has a checkpoint at the key
+        used before per-attempt files, deleted once this attempt records one."""
         self._factory = factory
         self._artifacts = artifacts
         self.job_id = job_id
@@ -45,11 +116,18 @@ class JobHooks:
         self._lease_seconds = lease_seconds
         self._heartbeat_seconds = heartbeat_seconds
         self._flush_seconds = flush_seconds
-        self._points: list[tuple[str, int, float]] = []
+        self.patience = patience_seconds if patience_seconds is not None else 3 * lease_seconds
+        self._deadline = deadline
+        self._legacy_checkpoint = legacy_checkpoint
+        self._points: list[Point] = []
         self._warnings: list[dict[str, Any]] = []
         self._progress: tuple[int, int] | None = None
+        # A checkpoint file written but not yet recorded: (step, uri).
+        self._pending: tuple[int, str] | None = None
         self._last_flush = time.monotonic()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the buffers
+        self._sync = threading.Lock()  # one flush at a time; guards `_pending` changing hands
+        self._unreachable = False  # the last flush met a database outage
         self.cancel_requested = False
         self.lease_lost = False
         self._done = threading.Event()
@@ -65,10 +143,12 @@ class JobHooks:
     def __exit__(self, *exc: object) -> None:
         self._done.set()
         self._thread.join(timeout=5)
-        self.flush()
+        if not self._drain(self.patience):
+            self._give_up()
 
     def _heartbeat_loop(self) -> None:
         last_renew = time.monotonic()
+        failing = False
         while not self._done.wait(min(1.0, self._heartbeat_seconds)):
             renew = time.monotonic() - last_renew >= self._heartbeat_seconds
             try:
@@ -80,16 +160,28 @@ class JobHooks:
                         lease_seconds=self._lease_seconds,
                         renew=renew,
                     )
-                if renew:
-                    last_renew = time.monotonic()
-                self.cancel_requested = state.cancel_requested
-                if not state.held and not self.lease_lost:
-                    log.warning("job %s: lease lost, stopping", self.job_id)
-                    self.lease_lost = True
-            except Exception:  # a database hiccup must not kill the run; retry next tick
-                log.exception("job %s: heartbeat failed", self.job_id)
+            except Exception as exc:  # a database hiccup must not kill the run; retry next tick
+                if not failing:
+                    log.warning(
+                        "job %s: heartbeat failed (%s); retrying",
+                        self.job_id,
+                        outage_summary(exc),
+                    )
+                failing = True
+                continue
+            if failing:
+                log.info("job %s: heartbeat back", self.job_id)
+                failing = False
+            if renew:
+                last_renew = time.monotonic()
+            self.cancel_requested = state.cancel_requested
+            if not state.held:
+                self._lose_lease()
             if time.monotonic() - self._last_flush >= self._flush_seconds:
-                self.flush()
+                try:
+                    self.flush()
+                except Exception:  # keep the heartbeat alive whatever happens
+                    log.exception("job %s: flush failed", self.job_id)
 
     # -- the hooks contract --------------------------------------------------------------
     def on_progress(self, step: int, total: int) -> None:
@@ -99,16 +191,32 @@ class JobHooks:
     def on_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
         with self._lock:
             self._points.extend((name, int(step), float(v)) for name, v in metrics.items())
-            big = len(self._points) >= 2000
-        if big:
-            self.flush()
+            buffered = len(self._points)
+        if buffered >= FLUSH_POINTS and not self._unreachable:
+            self.flush()  # while the database is unreachable the heartbeat thread retries
+        if buffered >= MAX_BUFFERED_POINTS and not self._drain(self.patience):
+            raise DatabaseUnavailable(
+                f"job {self.job_id}: {buffered} metric points could not be written for "
+                f"{self.patience:g} s"
+            )
 
     def on_checkpoint(self, state: dict[str, Any]) -> None:
+        """Write the checkpoint to a file of this attempt's, then record it (with the points
+        before it). If the database cannot be reached the record waits in the buffer: the
+        run goes on, and until it is written the previous checkpoint stays current."""
+        if self.lease_lost:
+            return  # another worker owns the job: write nothing
         step = int(state.get("step", 0))
-        self._artifacts.save_checkpoint(self.job_id, state)
+        try:
+            uri = self._artifacts.save_torch(checkpoint_key(self.job_id, self.attempt, step), state)
+        except ArtifactUnavailable as exc:  # a later checkpoint may get through
+            log.warning("job %s: checkpoint of step %d not written: %s", self.job_id, step, exc)
+            return
+        with self._sync, self._lock:
+            unrecorded, self._pending = self._pending, (step, uri)
+        if unrecorded is not None and unrecorded[1] != uri:
+            self._delete(unrecorded[1])  # never recorded, and superseded now
         self.flush()
-        with session_scope(self._factory) as session:
-            jobs.record_checkpoint(session, job_id=self.job_id, attempt=self.attempt, step=step)
 
     def on_warning(self, step: int, code: str, message: str) -> None:
         log.warning("job %s step %d: %s: %s", self.job_id, step, code, message)
@@ -116,30 +224,152 @@ class JobHooks:
             self._warnings.append({"step": int(step), "code": code, "message": message})
 
     def should_stop(self) -> bool:
-        return self.cancel_requested or self.lease_lost or SHUTDOWN.is_set()
+        return self.cancel_requested or self.lease_lost or SHUTDOWN.is_set() or self.timed_out
+
+    @property
+    def timed_out(self) -> bool:
+        """Past the job's wall-clock limit."""
+        return self._deadline is not None and time.monotonic() >= self._deadline
 
     # -- batching ------------------------------------------------------------------------
-    def flush(self) -> None:
-        with self._lock:
-            points, self._points = self._points, []
-            warnings, self._warnings = self._warnings, []
-            progress, self._progress = self._progress, None
-            self._last_flush = time.monotonic()
-        if self.lease_lost or (not points and not warnings and progress is None):
-            return  # another worker owns the job now; its run writes the series
-        try:
-            with session_scope(self._factory) as session:
-                jobs.add_metrics(session, job_id=self.job_id, points=points)
-                jobs.add_warnings(
-                    session, job_id=self.job_id, attempt=self.attempt, warnings=warnings
+    def flush(self) -> bool:
+        """Write what is buffered in one fenced transaction; True when nothing is left to
+        write (all of it written, or the job is no longer ours). On a database error what
+        was buffered is kept for the next flush."""
+        with self._sync:
+            with self._lock:
+                points, warnings = list(self._points), list(self._warnings)
+                progress, pending = self._progress, self._pending
+                self._last_flush = time.monotonic()
+            if not (points or warnings or progress or pending):
+                return True
+            if self.lease_lost:
+                self._discard()
+                return True
+            try:
+                with session_scope(self._factory) as session:
+                    record = self._write(session, points, warnings, progress, pending)
+            except Exception as exc:
+                if is_db_outage(exc):
+                    if not self._unreachable:
+                        log.warning(
+                            "job %s: database unreachable (%s); metric points and "
+                            "checkpoint records kept until it is back",
+                            self.job_id,
+                            outage_summary(exc),
+                        )
+                    self._unreachable = True
+                    return False
+                # Not an outage (a bug, a refused value): trying again would fail again.
+                log.exception("job %s: could not write %d points", self.job_id, len(points))
+                record = jobs.CheckpointRecord(recorded=False)
+                pending_lost, pending = pending, None
+                if pending_lost is not None:
+                    self._delete(pending_lost[1])
+                self.on_warning(
+                    max((s for _, s, _ in points), default=0),
+                    "metrics_lost",
+                    f"{len(points)} metric points could not be stored: {type(exc).__name__}",
                 )
-                if progress is not None:
-                    jobs.record_progress(
-                        session,
-                        job_id=self.job_id,
-                        attempt=self.attempt,
-                        step=progress[0],
-                        total=progress[1],
-                    )
-        except Exception:
-            log.exception("job %s: could not write %d metric points", self.job_id, len(points))
+            if self._unreachable:
+                log.info("job %s: database back; %d points written", self.job_id, len(points))
+                self._unreachable = False
+            with self._lock:
+                del self._points[: len(points)]
+                del self._warnings[: len(warnings)]
+                if self._progress is progress:
+                    self._progress = None
+                if record is not None:
+                    self._pending = None  # recorded (or dropped); a fenced one is deleted below
+        if record is None:
+            self._lose_lease()
+        elif record.recorded:
+            self._superseded(record.replaced_uri)
+        return True
+
+    def _write(
+        self,
+        session: Session,
+        points: list[Point],
+        warnings: list[dict[str, Any]],
+        progress: tuple[int, int] | None,
+        pending: tuple[int, str] | None,
+    ) -> jobs.CheckpointRecord | None:
+        """One transaction; None if this attempt no longer holds the job."""
+        if not jobs.hold(session, job_id=self.job_id, attempt=self.attempt):
+            return None
+        jobs.add_metrics(session, job_id=self.job_id, points=points)
+        jobs.add_warnings(session, job_id=self.job_id, attempt=self.attempt, warnings=warnings)
+        if progress is not None:
+            jobs.record_progress(
+                session,
+                job_id=self.job_id,
+                attempt=self.attempt,
+                step=progress[0],
+                total=progress[1],
+            )
+        if pending is None:
+            return jobs.CheckpointRecord(recorded=False)
+        return jobs.record_checkpoint(
+            session, job_id=self.job_id, attempt=self.attempt, step=pending[0], uri=pending[1]
+        )
+
+    def _drain(self, patience: float) -> bool:
+        """Flush until everything is written, for up to `patience` seconds."""
+        deadline = time.monotonic() + patience
+        pause = 0.1
+        while not self.flush():
+            if time.monotonic() + pause > deadline:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, RETRY_MAX_SECONDS)
+        return True
+
+    def _give_up(self) -> None:
+        with self._sync, self._lock:
+            lost, self._points = len(self._points), []
+            pending, self._pending = self._pending, None
+        log.error(
+            "job %s attempt %d: the database stayed unreachable for %g s; %d metric points "
+            "were not written (a resumed run writes them again from its last checkpoint)",
+            self.job_id,
+            self.attempt,
+            self.patience,
+            lost,
+        )
+        if pending is not None:
+            self._delete(pending[1])
+
+    # -- leases and files ----------------------------------------------------------------
+    def _lose_lease(self) -> None:
+        if not self.lease_lost:
+            log.warning("job %s attempt %d: lease lost, stopping", self.job_id, self.attempt)
+            self.lease_lost = True
+        with self._sync:
+            self._discard()
+
+    def _discard(self) -> None:
+        """Drop what a worker that lost the job still holds: the new owner resumes from the
+        last recorded checkpoint, and every point up to it is written; the rest it writes
+        again. Called with `_sync` held."""
+        with self._lock:
+            dropped, self._points = len(self._points), []
+            self._warnings, self._progress = [], None
+            pending, self._pending = self._pending, None
+        if dropped:
+            log.info("job %s: %d unwritten points left to the new owner", self.job_id, dropped)
+        if pending is not None:
+            self._delete(pending[1])  # fenced out: its own file, never recorded
+
+    def _superseded(self, replaced_uri: str | None) -> None:
+        if replaced_uri is not None:
+            self._delete(replaced_uri)
+        elif self._legacy_checkpoint:  # the one key all attempts used before per-attempt files
+            self._delete(self._artifacts.checkpoint_uri(self.job_id))
+        self._legacy_checkpoint = False
+
+    def _delete(self, uri: str) -> None:
+        try:
+            self._artifacts.delete(uri)
+        except Exception as exc:  # a leftover file costs space, not correctness
+            log.warning("job %s: could not delete %s: %s", self.job_id, uri, exc)

@@ -25,7 +25,7 @@ from store.artifacts import ArtifactStore
 from store.db import session_scope
 from store.settings import Settings
 from store.tables import Job, JobStatus, utcnow
-from worker.hooks import JobHooks
+from worker.hooks import JobHooks, is_db_outage, patiently
 
 log = logging.getLogger(__name__)
 
@@ -63,39 +63,62 @@ def run_query(
 ) -> str:
     """Answer the query job's request and store the result; errors are recorded, not raised."""
     spec = job.config  # {"model_id", "query", "request", "media_type"}
+
+    def model_uri() -> str | None:
+        with session_scope(factory) as session:
+            row = models.get_model(session, spec["model_id"])
+            return row.artifact_uri if row is not None else None
+
     try:
         with hooks:
-            with session_scope(factory) as session:
-                row = models.get_model(session, spec["model_id"])
-                uri = row.artifact_uri if row is not None else None
+            uri = patiently(f"query job {job.id}", model_uri, patience=hooks.patience)
             if uri is None:
                 raise MLError(f"model {spec['model_id']} no longer exists", field="model")
             query = get_query(spec["query"])
             model = _models.get(spec["model_id"], uri, artifacts)
             body = query.render(query.answer(model, spec["request"]), spec["media_type"])
-            result_uri = artifacts.put(f"query-results/{job.id}", body)
+            # a key per attempt: a stale attempt that deletes its result keeps the owner's
+            result_uri = artifacts.put(f"query-results/{job.id}/{job.attempt}", body)
     except MLError as exc:
-        return _end(factory, job, JobStatus.failed, error=exc.message, error_code=exc.code)
-    except Exception as exc:  # a bug: record it, keep the worker alive
-        log.exception("query job %s failed", job.id)
-        return _end(factory, job, JobStatus.failed, error=str(exc), error_code="internal_error")
+        return _end(factory, job, hooks, JobStatus.failed, error=exc.message, error_code=exc.code)
+    except Exception as exc:
+        if is_db_outage(exc):  # not the query's fault: its lease expires and it runs again
+            raise
+        log.exception("query job %s failed", job.id)  # a bug: record it, keep the worker alive
+        return _end(
+            factory, job, hooks, JobStatus.failed, error=str(exc), error_code="internal_error"
+        )
     expires = utcnow() + timedelta(seconds=settings.query_result_ttl_seconds)
-    outcome = _end(
-        factory,
-        job,
-        JobStatus.succeeded,
-        result_uri=result_uri,
-        result_media_type=spec["media_type"],
-        expires_at=expires,
-    )
+    try:
+        outcome = _end(
+            factory,
+            job,
+            hooks,
+            JobStatus.succeeded,
+            result_uri=result_uri,
+            result_media_type=spec["media_type"],
+            expires_at=expires,
+        )
+    except BaseException:
+        artifacts.delete(result_uri)
+        raise
     if outcome != JobStatus.succeeded.value:
         artifacts.delete(result_uri)
     return outcome
 
 
-def _end(factory: Factory, job: Job, status: JobStatus, **values: Any) -> str:
-    with session_scope(factory) as session:
-        done = jobs.finish(session, job_id=job.id, attempt=job.attempt, status=status, **values)
+def _end(factory: Factory, job: Job, hooks: JobHooks, status: JobStatus, **values: Any) -> str:
+    """Record the outcome, waiting out a database outage. Safe to run again after a
+    connection lost at commit: a job already in `status` with the same result won."""
+
+    def end() -> bool:
+        with session_scope(factory) as session:
+            if jobs.finish(session, job_id=job.id, attempt=job.attempt, status=status, **values):
+                return True
+            row = jobs.get_job(session, job.id)
+            return row.status == status.value and row.result_uri == values.get("result_uri")
+
+    done = patiently(f"query job {job.id}: recording {status.value}", end, patience=hooks.patience)
     return status.value if done else "abandoned: lease lost"
 
 

@@ -2,10 +2,16 @@
 
 This is the body of the Celery task, kept free of Celery so it can be called directly in
 tests. It is idempotent: a message for a finished, cancelled or live-leased job does nothing.
-A succeeded training job's model is written to the artifact store first, then its `models`
-row (and its registered name, if the job asked for one) is created in the same transaction
-that marks the job succeeded, so a model row never points at a missing file and a worker
-that lost its lease creates no model. Heavy queries are jobs too (`worker.queries`).
+A succeeded training job's model is written to the artifact store first (under a fresh model
+id), then its `models` row (and its registered name, if the job asked for one) is created in
+the same transaction that marks the job succeeded, so a model row never points at a missing
+file and a worker that lost its lease creates no model (and deletes its file).
+
+Database outages: a message whose job cannot be looked up raises `MessageNotHandled`, so the
+task hands it back to the broker instead of acknowledging it; once the job is claimed, every
+write waits out an outage for `patience` seconds (longer than a lease: the sweepers give
+lease holders time to renew after an outage), and an outage longer than that leaves the job
+to its lease: it expires and the job resumes elsewhere from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import hashlib
 import logging
 import os
 import socket
+import time
 import traceback
 from functools import partial
 from typing import Any
@@ -30,9 +37,16 @@ from store import datasets, jobs, models, registry
 from store.artifacts import ArtifactStore, ArtifactUnavailable, open_artifact_store
 from store.db import session_factory, session_scope
 from store.settings import Settings
-from store.tables import Job, JobKind, JobStatus
+from store.tables import Job, JobKind, JobStatus, utcnow
 from worker.enqueue import enqueue_job
-from worker.hooks import SHUTDOWN, JobHooks
+from worker.hooks import (
+    SHUTDOWN,
+    DatabaseUnavailable,
+    JobHooks,
+    is_db_outage,
+    outage_summary,
+    patiently,
+)
 from worker.queries import run_query
 
 log = logging.getLogger(__name__)
@@ -40,8 +54,19 @@ log = logging.getLogger(__name__)
 Factory = sessionmaker[Session]
 
 
+class MessageNotHandled(RuntimeError):
+    """The database could not be reached before the job was claimed: the message must go
+    back to the broker, not be acknowledged and dropped."""
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def patience(settings: Settings) -> float:
+    """How long a claimed job waits out a database outage before it leaves the job to its
+    lease: several leases, so an outage longer than a lease is ridden out too."""
+    return max(30.0, 3 * settings.lease_seconds)
 
 
 def run_job(job_id: str, settings: Settings, *, worker: str | None = None) -> str:
@@ -50,15 +75,21 @@ def run_job(job_id: str, settings: Settings, *, worker: str | None = None) -> st
         torch.set_num_threads(settings.torch_threads)
     factory = session_factory(settings.resolved_database_url)
     artifacts = open_artifact_store(settings)
-    if SHUTDOWN.is_set():
-        return _pass_on(factory, job_id, settings)
-    with session_scope(factory) as session:
-        claim = jobs.claim(
-            session,
-            job_id=job_id,
-            worker=worker or worker_name(),
-            lease_seconds=settings.lease_seconds,
-        )
+    try:
+        if SHUTDOWN.is_set():
+            return _pass_on(factory, job_id, settings)
+        with session_scope(factory) as session:
+            claim = jobs.claim(
+                session,
+                job_id=job_id,
+                worker=worker or worker_name(),
+                lease_seconds=settings.lease_seconds,
+            )
+    except Exception as exc:
+        if is_db_outage(exc):
+            message = f"job {job_id}: database unreachable ({outage_summary(exc)})"
+            raise MessageNotHandled(message) from exc
+        raise
     if not claim.claimed:
         log.info("job %s not run: %s", job_id, claim.reason)
         return f"skipped: {claim.reason}"
@@ -73,47 +104,75 @@ def run_job(job_id: str, settings: Settings, *, worker: str | None = None) -> st
         lease_seconds=settings.lease_seconds,
         heartbeat_seconds=settings.heartbeat_seconds,
         flush_seconds=settings.metrics_flush_seconds,
+        patience_seconds=patience(settings),
+        deadline=_deadline(job),
+        legacy_checkpoint=job.checkpoint_uri is None and job.checkpoint_step is not None,
     )
     if job.kind == JobKind.query:
         return run_query(job, hooks, factory, artifacts, settings)
-    return _train(job, hooks, factory, artifacts, settings)
+    try:
+        return _train(job, hooks, factory, artifacts, settings)
+    finally:
+        _free_memory()  # after the outcome is recorded: the client does not wait for it
+
+
+def _deadline(job: Job) -> float | None:
+    """The job's wall-clock limit as a `time.monotonic()` deadline: counted from its first
+    start, so a resumed job has what is left of it."""
+    if job.max_runtime_seconds is None:
+        return None
+    started = job.started_at or utcnow()
+    left = job.max_runtime_seconds - (utcnow() - started).total_seconds()
+    return time.monotonic() + left
 
 
 def _train(
     job: Job, hooks: JobHooks, factory: Factory, artifacts: ArtifactStore, settings: Settings
 ) -> str:
-    job_id, attempt = job.id, job.attempt
+    job_id, attempt, wait = job.id, job.attempt, patience(settings)
     try:
         with hooks:
             model = _fit(job, hooks, factory, artifacts, settings)
+            if hooks.lease_lost:
+                return _abandoned(job)
             model_id = models.new_model_id()
             data = model.to_bytes()
             uri = artifacts.put(f"models/{model_id}.pt", data)
     except TrainingStopped as stop:
         return _stopped(factory, hooks, job, stop.step, settings)
     except (TrainingAborted, MLError) as exc:  # the run cannot succeed; say why
-        return _finish(
-            factory, job_id, attempt, JobStatus.failed, error=exc.message, error_code=exc.code
-        )
-    except Exception as exc:  # a bug or a resource error: record it, keep the worker alive
-        log.exception("job %s failed", job_id)
+        return _finish(factory, job, JobStatus.failed, wait, error=exc.message, error_code=exc.code)
+    except Exception as exc:
+        if is_db_outage(exc):  # not the job's fault: its lease expires and it resumes
+            log.error("job %s attempt %d: left to its lease: %s", job_id, attempt, exc)
+            raise
+        log.exception("job %s failed", job_id)  # a bug or a resource error: record it
         return _finish(
             factory,
-            job_id,
-            attempt,
+            job,
             JobStatus.failed,
+            wait,
             error=f"internal error: {describe(exc)}",
             error_code="internal_error",
         )
-    finally:
-        _free_memory()
-
-    outcome = _succeed(factory, job, model, model_id=model_id, uri=uri, data=data)
-    if outcome == JobStatus.succeeded.value:
-        artifacts.delete_checkpoint(job_id)
-    else:
+    try:
+        done, checkpoint = patiently(
+            f"job {job_id}: recording success",
+            partial(_succeed, factory, job, model, model_id=model_id, uri=uri, data=data),
+            patience=wait,
+        )
+    except BaseException:
+        artifacts.delete(uri)
+        raise
+    log.info("job %s attempt %d -> %s", job_id, attempt, "succeeded" if done else "abandoned")
+    if not done:
         artifacts.delete(uri)  # another worker owns the job now
-    return outcome
+        return "abandoned: lease lost"
+    if checkpoint is not None:
+        artifacts.delete(checkpoint)
+    if job.checkpoint_uri is None and job.checkpoint_step is not None:
+        artifacts.delete_checkpoint(job_id)  # resumed from the key used before per-attempt files
+    return JobStatus.succeeded.value
 
 
 def _fit(
@@ -124,8 +183,12 @@ def _fit(
     run starts over, with a warning on the job."""
     algorithm = ml.get_algorithm(job.algorithm)
     config = algorithm.config.model_validate(job.config)
-    data = _datasets(factory, artifacts, job.id)
-    resume = _resume_state(factory, artifacts, job.id, job.attempt) if job.checkpoint_step else None
+    data = patiently(
+        f"job {job.id}: reading its datasets",
+        partial(_datasets, factory, artifacts, job.id),
+        patience=hooks.patience,
+    )
+    resume = _resume_state(factory, artifacts, job, hooks.patience)
     run = partial(
         algorithm.run, config, seed=job.seed, hooks=hooks, device=settings.device, datasets=data
     )
@@ -136,8 +199,7 @@ def _fit(
             raise
         step = int(resume.get("step", 0))
         hooks.on_warning(step, "checkpoint_discarded", f"{exc.message}; training starts over")
-        with session_scope(factory) as session:
-            jobs.start_resume(session, job_id=job.id, attempt=job.attempt, step=0)
+        _start_resume(factory, job, 0, hooks.patience)
         return run(resume=None)
 
 
@@ -156,10 +218,21 @@ def _datasets(factory: Factory, artifacts: ArtifactStore, job_id: str) -> dict[s
 
 def _succeed(
     factory: Factory, job: Job, model: TrainedModel, *, model_id: str, uri: str, data: bytes
-) -> str:
-    """Mark the job succeeded and create its model (and registration) in one transaction."""
+) -> tuple[bool, str | None]:
+    """Mark the job succeeded and create its model (and registration) in one transaction;
+    also return the checkpoint that was current, which the caller deletes. Safe to run
+    again after a connection lost at commit: the model row says the first try won."""
     with session_scope(factory) as session:
-        done = jobs.finish(session, job_id=job.id, attempt=job.attempt, status=JobStatus.succeeded)
+        if models.get_model(session, model_id) is not None:
+            return True, None
+        checkpoint = jobs.current_checkpoint(session, job_id=job.id)
+        done = jobs.finish(
+            session,
+            job_id=job.id,
+            attempt=job.attempt,
+            status=JobStatus.succeeded,
+            checkpoint_uri=None,
+        )
         if done:
             models.create_model(
                 session,
@@ -174,8 +247,7 @@ def _succeed(
             )
             if job.register_as:
                 _register(session, job.register_as, model_id)
-    log.info("job %s attempt %d -> %s", job.id, job.attempt, "succeeded" if done else "abandoned")
-    return JobStatus.succeeded.value if done else "abandoned: lease lost"
+    return done, checkpoint
 
 
 def _register(session: Session, spec: dict[str, Any], model_id: str) -> None:
@@ -190,50 +262,101 @@ def _pass_on(factory: Factory, job_id: str, settings: Settings) -> str:
     with session_scope(factory) as session:
         job = session.get(Job, job_id)
         queue = job.queue if job is not None and job.status == JobStatus.queued else None
-    if queue is not None:
-        enqueue_job(job_id, queue, settings)
+    if queue is not None and enqueue_job(job_id, queue, settings):
+        with session_scope(factory) as session:
+            jobs.mark_enqueued(session, job_id=job_id)
     return "passed on: worker shutting down"
 
 
 def _resume_state(
-    factory: Factory, artifacts: ArtifactStore, job_id: str, attempt: int
+    factory: Factory, artifacts: ArtifactStore, job: Job, wait: float
 ) -> dict[str, Any] | None:
+    """The job's current checkpoint (`checkpoint_uri`; a job checkpointed before per-attempt
+    files has its one at the old key), after forgetting the metric points written past it.
+    A job that ran before but has nothing to resume from starts over, its old points gone."""
+    state: Any = None
     try:
-        state = artifacts.load_checkpoint(job_id)
+        if job.checkpoint_uri is not None:
+            state = artifacts.load_torch(job.checkpoint_uri)
+        elif job.checkpoint_step is not None:
+            state = artifacts.load_checkpoint(job.id)
     except MLError:
-        log.exception("job %s: checkpoint unreadable, starting over", job_id)
-        return None
-    if state is None:
-        return None
-    step = int(state.get("step", 0))
-    with session_scope(factory) as session:
-        jobs.start_resume(session, job_id=job_id, attempt=attempt, step=step)
-    log.info("job %s: resuming from step %d", job_id, step)
+        log.exception("job %s: checkpoint unreadable, starting over", job.id)
+    if not isinstance(state, dict):
+        state = None
+    if state is None and job.attempt == 1:
+        return None  # a first run: nothing written before it
+    step = int(state.get("step", 0)) if state is not None else 0
+    _start_resume(factory, job, step, wait)
+    log.info("job %s: resuming from step %d", job.id, step)
     return state
 
 
-def _stopped(factory: Factory, hooks: JobHooks, job: Job, step: int, settings: Settings) -> str:
-    if hooks.lease_lost:
-        return "abandoned: lease lost"
-    if hooks.cancel_requested:
-        return _finish(factory, job.id, job.attempt, JobStatus.cancelled)
-    if SHUTDOWN.is_set():
+def _start_resume(factory: Factory, job: Job, step: int, wait: float) -> None:
+    def start() -> None:
         with session_scope(factory) as session:
-            released = jobs.release(session, job_id=job.id, attempt=job.attempt)
-        if released:
-            enqueue_job(job.id, job.queue, settings)
-        log.info("job %s: worker shutting down, released at step %d", job.id, step)
-        return "released"
-    return _finish(factory, job.id, job.attempt, JobStatus.cancelled)
+            jobs.start_resume(session, job_id=job.id, attempt=job.attempt, step=step)
+
+    patiently(f"job {job.id}: resuming", start, patience=wait)
 
 
-def _finish(factory: Factory, job_id: str, attempt: int, status: JobStatus, **values: Any) -> str:
-    with session_scope(factory) as session:
-        done = jobs.finish(session, job_id=job_id, attempt=attempt, status=status, **values)
+def _stopped(factory: Factory, hooks: JobHooks, job: Job, step: int, settings: Settings) -> str:
+    wait = patience(settings)
+    if hooks.lease_lost:
+        return _abandoned(job)
+    if hooks.cancel_requested:
+        return _finish(factory, job, JobStatus.cancelled, wait)
+    if hooks.timed_out:
+        limit = job.max_runtime_seconds or 0.0
+        return _finish(
+            factory,
+            job,
+            JobStatus.failed,
+            wait,
+            error=f"the job ran longer than its limit of {limit:g} s (max_runtime_seconds); "
+            f"stopped at step {step}, its last checkpoint is kept",
+            error_code="timed_out",
+        )
+    if SHUTDOWN.is_set():
+        return _release(factory, job, step, settings)
+    return _finish(factory, job, JobStatus.cancelled, wait)
+
+
+def _release(factory: Factory, job: Job, step: int, settings: Settings) -> str:
+    """Hand the job back (the worker is shutting down) and send its message; a send that
+    fails is left to the sweeper (the job is recorded as unsent)."""
+
+    def release() -> bool:
+        with session_scope(factory) as session:
+            return jobs.release(session, job_id=job.id, attempt=job.attempt)
+
+    released = patiently(f"job {job.id}: releasing", release, patience=patience(settings))
+    if released and enqueue_job(job.id, job.queue, settings):
+        with session_scope(factory) as session:
+            jobs.mark_enqueued(session, job_id=job.id)
+    log.info("job %s: worker shutting down, released at step %d", job.id, step)
+    return "released"
+
+
+def _abandoned(job: Job) -> str:
+    log.info("job %s attempt %d -> abandoned (lease lost)", job.id, job.attempt)
+    return "abandoned: lease lost"
+
+
+def _finish(factory: Factory, job: Job, status: JobStatus, wait: float, **values: Any) -> str:
+    def finish() -> bool:
+        with session_scope(factory) as session:
+            return jobs.finish(session, job_id=job.id, attempt=job.attempt, status=status, **values)
+
+    try:
+        done = patiently(f"job {job.id}: recording {status.value}", finish, patience=wait)
+    except DatabaseUnavailable:
+        log.error("job %s: could not record %s; left to its lease", job.id, status.value)
+        raise
     log.info(
         "job %s attempt %d -> %s%s",
-        job_id,
-        attempt,
+        job.id,
+        job.attempt,
         status.value,
         "" if done else " (lease lost, not recorded)",
     )

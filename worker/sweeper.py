@@ -2,8 +2,10 @@
 
 Every worker runs a sweeper thread. A job whose lease expired (its worker was killed) goes
 back to the queue and resumes from its checkpoint; a job the API could not enqueue (broker
-down) is sent now; expired results of heavy queries are deleted. Claims are atomic, so two
-sweepers sending the same job is harmless.
+down), or queued for longer than `QUEUED_RESEND_SECONDS` (its message lost: a broker
+restarted without persistence), is sent now; expired results of heavy queries are deleted,
+and retention (`store.retention`) keeps checkpoints, idempotency keys and metric points from
+growing without bound. Claims are atomic, so two sweepers sending the same job is harmless.
 """
 
 from __future__ import annotations
@@ -11,14 +13,17 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
+import time
 from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy.orm import Session, sessionmaker
 
 from store import jobs
 from store.artifacts import open_artifact_store
 from store.db import session_factory, session_scope
+from store.retention import apply_retention
 from store.settings import Settings
 from worker.enqueue import enqueue_job
 from worker.queries import drop_expired_results
@@ -49,15 +54,52 @@ def _broker_engine(url: str) -> Engine:
     return create_engine(url, connect_args={"timeout": 30})
 
 
+class _Outage:
+    """When this process's sweeper last failed to reach the database. For a lease after
+    that, expired leases are not reclaimed: their holders could not renew them either."""
+
+    last_failure: float | None = None
+
+    @classmethod
+    def recent(cls, settings: Settings) -> bool:
+        last = cls.last_failure
+        return last is not None and time.monotonic() - last < settings.lease_seconds
+
+
+def requeue(settings: Settings, factory: sessionmaker[Session]) -> list[jobs.Orphan]:
+    """Send every job the database says needs a message (lost worker, failed send, message
+    lost by the broker); record each send only once it succeeded. The broker being down
+    stops the round: the rest stay unsent and the next sweep tries again."""
+    try:
+        with session_scope(factory) as session:
+            orphans = jobs.requeue_orphans(
+                session,
+                max_attempts=settings.max_attempts,
+                resend_after_seconds=settings.queued_resend_seconds,
+                reclaim_expired=not _Outage.recent(settings),
+            )
+    except Exception:
+        _Outage.last_failure = time.monotonic()
+        raise
+    sent: list[jobs.Orphan] = []
+    for orphan in orphans:
+        log.warning("sending %s job %s to %s", orphan.reason, orphan.job_id, orphan.queue)
+        if not enqueue_job(orphan.job_id, orphan.queue, settings):
+            break
+        sent.append(orphan)
+    if sent:
+        with session_scope(factory) as session:
+            for orphan in sent:
+                jobs.mark_enqueued(session, job_id=orphan.job_id)
+    return orphans
+
+
 def sweep_once(settings: Settings) -> list[str]:
     factory = session_factory(settings.resolved_database_url)
-    with session_scope(factory) as session:
-        orphans = jobs.requeue_orphans(session, max_attempts=settings.max_attempts)
-    for orphan in orphans:
-        log.warning("re-enqueueing orphaned job %s on %s", orphan.job_id, orphan.queue)
-        enqueue_job(orphan.job_id, orphan.queue, settings)
+    orphans = requeue(settings, factory)
     drop_expired_results(factory, open_artifact_store(settings))
     prune_embedded_broker(settings.resolved_broker_url)
+    apply_retention(settings)
     return [o.job_id for o in orphans]
 
 

@@ -11,6 +11,8 @@ worker (which writes to the database). A loop calls, at step boundaries:
   a collapsed generator); the service records it on the job. A health check that must end the
   run raises `ml.core.errors.TrainingAborted(code, message)` instead;
 - `should_stop()`; when it returns True the loop checkpoints and raises `TrainingStopped`.
+  Loops ask it inside long steps and set-up too (rate-limited by `ml.core.training.Run`), so
+  it must stay cheap: read a flag, never wait on I/O.
 """
 
 from __future__ import annotations

@@ -8,10 +8,12 @@ the rest to a `Run`:
     run.start(resume)               # restore them and `run.step`; report progress
     while run.step < config.total_steps:
         run.stop_if_asked()         # checkpoint (unless this step has one) and stop
-        loss = update(...)          # the algorithm
-        run.metrics.add("losses/td", loss)  # stays on the device until the next log
+        for _ in run.round(config.updates_per_step):  # a stop may come between two updates
+            loss = update(...)      # the algorithm
+            run.metrics.add("losses/td", loss)  # stays on the device until the next log
         run.advance()               # step += 1
-        if run.due(config.eval_interval): run.report({"eval/return": evaluate(...)})
+        if run.due(config.eval_interval):  # a long evaluation lets a stop in as it goes
+            run.report({"eval/return": evaluate(..., interrupt=run.interrupt_if_asked)})
         run.end_step()              # log and checkpoint when due
     run.finish()                    # what is still buffered, and the final progress
 
@@ -20,6 +22,13 @@ What it guarantees, so that no algorithm has to remember it:
 - A stop checkpoints once: `stop_if_asked` writes a checkpoint and raises `TrainingStopped`,
   unless the current step already has one (a scheduled checkpoint just written, or the one a
   run resumed from), which is then the one to resume from.
+- A stop lands within a fraction of a second however long a step is, not only at the next
+  step boundary: inside a step (a long round of gradient steps, an evaluation, a set-up that
+  solves an MDP) the loop calls `interrupt_if_asked`, which asks the hooks at most every
+  `stop_check_seconds` and stops like `stop_if_asked`, ending the step where it is (its
+  docstring says what a resumed run then does). `round(n)` is a `range(n)` of updates with
+  that check before each; before `advance`, a run resumed from a stop inside it does only
+  the updates that were left, so that resuming stays exact.
 - A checkpoint is `{"step": int, "values": {...}, <tracked name>: <its state>, ...}` made
   only of tensors and plain containers, every tensor a copy on the CPU: it loads with
   `torch.load(weights_only=True)`, does not move on with the live weights, and does not hold
@@ -35,8 +44,9 @@ no hierarchy.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -60,6 +70,19 @@ class Stateful(Protocol):
 
 # What `Run.track` accepts; a NumPy array is restored in place, so update it in place too.
 Tracked = Stateful | np.random.Generator | torch.Generator | np.ndarray
+
+# What a long computation outside the skeleton (an evaluation, a dynamic-programming solve)
+# takes to let a stop in: called between two pieces of work, it may raise `TrainingStopped`.
+# A run's is `Run.interrupt_if_asked`; plain library use passes `never`.
+Interrupt = Callable[[], None]
+
+
+def never() -> None:
+    """The `Interrupt` of a computation nobody stops."""
+
+
+# `Run.values` key of a `round` cut short by a stop: its step and the updates it had done.
+ROUND = "round"
 
 
 def cpu_copy(value: Any) -> Any:
@@ -115,6 +138,11 @@ class Run:
     """One training run's step counter, checkpoints, stop, metrics and progress; its
     length and checkpoint interval come from the config (`budget`, `checkpoint_interval`)."""
 
+    # The most time between two questions `interrupt_if_asked` puts to the hooks: a small part
+    # of the second a stop may take, and rare enough to cost nothing in a tight inner loop
+    # whatever `should_stop` does. A test may set it to 0 to count the checks.
+    stop_check_seconds: ClassVar[float] = 0.05
+
     def __init__(
         self,
         hooks: Hooks,
@@ -135,6 +163,8 @@ class Run:
         self._tracked: dict[str, Tracked] = {}
         self._checkpointed_step: int | None = None
         self._reported_step: int | None = None
+        self._started = False
+        self._next_stop_check = 0.0  # time.monotonic() of the next question to the hooks
 
     # -- checkpoints -----------------------------------------------------------------------
     def track(self, **objects: Tracked) -> None:
@@ -159,6 +189,7 @@ class Run:
                 load_state(obj, resume[name])
             self.values.update(resume.get("values", {}))
             self._checkpointed_step = self.step  # resuming from it: no need to write it again
+        self._started = True
         self.progress()
 
     def snapshot(self) -> dict[str, Any]:
@@ -176,6 +207,40 @@ class Run:
             if self._checkpointed_step != self.step:
                 self.checkpoint()
             raise TrainingStopped(self.step)
+
+    def interrupt_if_asked(self) -> None:
+        """Inside a step, after `start`: when the caller asks to stop, end the step here,
+        checkpoint it (once) and raise `TrainingStopped`, as `stop_if_asked` does.
+
+        Call it between two updates, where the tracked objects agree with each other. The
+        checkpoint holds them as they are, labelled with the current step, so a resumed run
+        goes on with the next step: the updates this step made are kept, what it had left
+        (the rest of a round of gradient steps, an evaluation, a log) is skipped. When the
+        step already has its checkpoint (the one the run resumed from, or a scheduled one),
+        that is the one to resume from, and the step's work since is done again. The hooks
+        are asked at most every `stop_check_seconds`.
+        """
+        assert self._started, "interrupt_if_asked before start: nothing to checkpoint yet"
+        now = time.monotonic()
+        if now < self._next_stop_check:
+            return
+        self._next_stop_check = now + self.stop_check_seconds
+        self.stop_if_asked()
+
+    def round(self, n: int) -> Iterator[int]:
+        """`range(n)` for a round of updates at the start of a step (before `advance`), such
+        as a GAN's discriminator steps, with `interrupt_if_asked` before each.
+
+        A stop between two updates records in the checkpoint how many were done; a run
+        resumed from it does only the rest, so it ends exactly as an uninterrupted run would.
+        """
+        partial = self.values.pop(ROUND, None)
+        done = int(partial["done"]) if partial and int(partial["step"]) == self.step else 0
+        for i in range(done, n):
+            self.values[ROUND] = {"step": self.step, "done": i}
+            self.interrupt_if_asked()
+            yield i
+        self.values.pop(ROUND, None)
 
     # -- the step ----------------------------------------------------------------------------
     def advance(self) -> int:

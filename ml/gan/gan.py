@@ -307,7 +307,7 @@ def train(
         set_learning_rate(opt_g, config.learning_rate_g * factor)
         set_learning_rate(opt_d, config.learning_rate_d * factor)
 
-        for _ in range(config.d_steps):
+        for _ in run.round(config.d_steps):  # a stop may come between two of them
             real = torch.from_numpy(data.sample(batch, data_rng)).to(dev)  # x[B, data_dim]
             with torch.no_grad():
                 fake = generator(torch.randn(batch, config.latent_dim, generator=noise, device=dev))

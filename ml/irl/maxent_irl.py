@@ -15,8 +15,9 @@ backward pass (soft value iteration, `ml.tabular.dp.soft_value_iteration`) and a
 paper, in the log-space form of Ziebart 2010 that imitation's `mce_irl.py` uses. Gradient
 ascent (Adam by default) runs until the gradient's norm falls below `tolerance`, or for
 `max_iterations` steps. The demonstrations are drawn from the job's seed, and theta with the
-optimiser's moments is all a checkpoint holds, so a resumed run ends exactly where an
-uninterrupted one does.
+optimiser's moments (and the last gradient's norm, for the final report) is all a checkpoint
+holds, so a resumed run ends exactly where an uninterrupted one does, even when the stop
+came inside the set-up, a gradient or a report (`Run.interrupt_if_asked`).
 
 The setting: a `GridEnv` whose true reward (step, goal and hazard rewards, as the reward for
 entering each cell) is hidden from the learner. Demonstrations come from the optimal policy of
@@ -53,13 +54,16 @@ from ml.core.algorithm import Algorithm
 from ml.core.hooks import Hooks
 from ml.core.metadata import model_metadata
 from ml.core.seeding import numpy_rng
-from ml.core.training import Run
+from ml.core.training import Interrupt, Run, never
 from ml.tabular import dp
 from ml.tabular.gridworld import GridEnv, TabularMDP, build_grid
 from ml.tabular.models import TabularValueModel, mdp_description, mdp_shapes
 
 LOG_INTERVAL = 10  # gradient steps between metrics and progress reports
 VI_TOLERANCE = 1e-8
+# Entries of F[demos] gathered at once when counting the demonstrations' features (8 MB of
+# float64): memory stays bounded on large grids, and a stop gets in between two chunks.
+COUNT_CHUNK = 1 << 20
 
 DEFAULT_LAYOUT = [
     "S....",
@@ -153,12 +157,15 @@ def generate_demos(
     n_demos: int,
     length: int,
     rng: np.random.Generator,
+    interrupt: Interrupt = never,
 ) -> np.ndarray:
-    """demos[i, t]: states of n_demos rollouts of a deterministic policy, from random starts."""
+    """demos[i, t]: states of n_demos rollouts of a deterministic policy, from random starts;
+    `interrupt` may stop it between two time steps."""
     n_states = P.shape[0]
     demos = np.zeros((n_demos, length), dtype=np.int64)
     demos[:, 0] = rng.choice(starts, size=n_demos)
     for t in range(1, length):
+        interrupt()
         probs = P[demos[:, t - 1], policy[demos[:, t - 1]]]  # probs[i, s']
         u = rng.random(n_demos)[:, None]
         demos[:, t] = np.minimum((probs.cumsum(axis=1) < u).sum(axis=1), n_states - 1)
@@ -169,6 +176,22 @@ def discounted_counts(D: np.ndarray, features: np.ndarray, discount: float) -> n
     """sum_t gamma^t sum_s D[t, s] F[s, k]: feature counts of visitation frequencies."""
     weights = discount ** np.arange(D.shape[0])  # w[t]
     return (weights @ D) @ features  # mu[k]
+
+
+def demo_counts(
+    demos: np.ndarray, features: np.ndarray, discount: float, interrupt: Interrupt = never
+) -> np.ndarray:
+    """mu_E[k] = mean_i sum_t gamma^t F[demos[i, t], k]: the demonstrations' discounted
+    feature counts (f~ of Eq. 6), gathered a chunk of demonstrations at a time."""
+    n_demos, length = demos.shape
+    weights = discount ** np.arange(length)  # w[t]
+    per_demo = np.empty((n_demos, features.shape[1]))  # mu[i, k]
+    rows = max(1, COUNT_CHUNK // (length * features.shape[1]))
+    for first in range(0, n_demos, rows):
+        interrupt()
+        chunk = features[demos[first : first + rows]]  # F[i, t, k]
+        per_demo[first : first + rows] = (weights[None, :, None] * chunk).sum(axis=1)
+    return per_demo.mean(axis=0)
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
@@ -184,10 +207,20 @@ def irl_dynamics(mdp: TabularMDP) -> np.ndarray:
     return mdp.P
 
 
-def optimal_for(P: np.ndarray, reward: np.ndarray, discount: float) -> dp.VIResult:
-    """Value iteration for a state reward r(s), received in s, on the absorbing MDP."""
+def optimal_for(
+    P: np.ndarray, reward: np.ndarray, discount: float, interrupt: Interrupt = never
+) -> dp.VIResult:
+    """Value iteration for a state reward r(s), received in s, on the absorbing MDP;
+    `interrupt` may stop it between two sweeps."""
     R = np.repeat(reward[:, None], P.shape[1], axis=1)  # R[s, a] = r(s)
-    return dp.value_iteration(P, R, discount, tolerance=VI_TOLERANCE, max_iterations=1_000_000)
+    return dp.value_iteration(
+        P,
+        R,
+        discount,
+        tolerance=VI_TOLERANCE,
+        max_iterations=1_000_000,
+        callback=lambda *_: interrupt(),
+    )
 
 
 def expected_value_ratio(
@@ -214,19 +247,23 @@ class Problem:
     start: np.ndarray  # p0[s], where the demonstrations start
     v_star: float  # the expert's value from S under the true reward
 
-    def gradient(self, theta: np.ndarray) -> np.ndarray:
-        """grad[k] of the log-likelihood with the Gaussian prior: Eq. 6 minus l2 theta."""
+    def gradient(self, theta: np.ndarray, interrupt: Interrupt = never) -> np.ndarray:
+        """grad[k] of the log-likelihood with the Gaussian prior: Eq. 6 minus l2 theta;
+        `interrupt` may stop it between the backward and the forward pass."""
         horizon, discount = self.config.demo_length, self.config.discount
         reward = self.F @ theta  # r[s]
         _, _, pi = dp.soft_value_iteration(self.P, reward, horizon, discount)  # pi[t, s, a]
+        interrupt()
         D = dp.state_visitation(self.P, pi, self.start, horizon)  # D[t, s]
         gap = self.expert_counts - discounted_counts(D, self.F, discount)  # Eq. 6
         return gap - self.config.l2 * theta
 
-    def report(self, theta: np.ndarray, grad_norm: float) -> dict[str, float]:
+    def report(
+        self, theta: np.ndarray, grad_norm: float, interrupt: Interrupt = never
+    ) -> dict[str, float]:
         """How the reward fits, judged with the true reward (never used for learning)."""
         reward, entered = self.F @ theta, ~self.mdp.wall  # walls' rewards mean nothing
-        policy = optimal_for(self.P, reward, self.config.discount).policy
+        policy = optimal_for(self.P, reward, self.config.discount, interrupt).policy
         value_ratio = expected_value_ratio(self.mdp, policy, self.config.discount, self.v_star)
         return {
             "irl/feature_gap": grad_norm,
@@ -235,11 +272,17 @@ class Problem:
         }
 
 
-def make_problem(config: MaxEntIRLConfig, rng: np.random.Generator) -> Problem:
-    """The grid, and demonstrations of its expert drawn with `rng`."""
-    mdp = build_grid(config.env)
+def make_problem(
+    config: MaxEntIRLConfig,
+    mdp: TabularMDP,
+    F: np.ndarray,
+    rng: np.random.Generator,
+    interrupt: Interrupt = never,
+) -> Problem:
+    """Demonstrations of the grid's expert drawn with `rng`, and what the learner sees of
+    them; `interrupt` may stop this set-up (an expert's value iteration, thousands of
+    demonstrations on a large grid) between two pieces of work."""
     P = irl_dynamics(mdp)  # P[s, a, s']
-    F = state_features(mdp, config.features)  # F[s, k]
     # The expert: optimal for the true reward on the task MDP, rolled out on the absorbing one.
     expert = dp.value_iteration(
         mdp.P,
@@ -248,17 +291,18 @@ def make_problem(config: MaxEntIRLConfig, rng: np.random.Generator) -> Problem:
         terminal=mdp.terminal,
         tolerance=VI_TOLERANCE,
         max_iterations=1_000_000,
+        callback=lambda *_: interrupt(),
     )
     open_cells = np.flatnonzero(~mdp.terminal)
     starts = open_cells if config.random_starts else np.flatnonzero(mdp.start > 0)
-    demos = generate_demos(P, expert.policy, starts, config.n_demos, config.demo_length, rng)
-    weights = config.discount ** np.arange(config.demo_length)  # w[t]
+    length = config.demo_length
+    demos = generate_demos(P, expert.policy, starts, config.n_demos, length, rng, interrupt)
     return Problem(
         config=config,
         mdp=mdp,
         P=P,
         F=F,
-        expert_counts=(weights[None, :, None] * F[demos]).sum(axis=1).mean(axis=0),
+        expert_counts=demo_counts(demos, F, config.discount, interrupt),
         start=np.bincount(demos[:, 0], minlength=mdp.n_states) / len(demos),
         v_star=float(mdp.start @ expert.V),
     )
@@ -309,31 +353,38 @@ def train(
     resume: dict[str, Any] | None = None,
     datasets: Mapping[str, Any] | None = None,
 ) -> MaxEntIRLModel:
-    """Fit a linear state reward to expert demonstrations; NumPy on CPU (`device` unused)."""
-    problem = make_problem(config, numpy_rng(seed))  # the same demonstrations on resume
-    theta = np.zeros(problem.F.shape[1])  # theta[k], updated in place
+    """Fit a linear state reward to expert demonstrations; NumPy on CPU (`device` unused).
+
+    Every long computation lets a stop in (`Run.interrupt_if_asked`) at a point where theta
+    and the optimiser are those of a step boundary, or where only reports are left, so a
+    stopped run resumes exactly."""
+    mdp = build_grid(config.env)
+    F = state_features(mdp, config.features)  # F[s, k]
+    theta = np.zeros(F.shape[1])  # theta[k], updated in place
     ascent = Ascent(len(theta), method=config.optimizer, learning_rate=config.learning_rate)
     run = Run(hooks, config, log_interval=LOG_INTERVAL)
     run.track(theta=theta, optimizer=ascent)
+    # The latest gradient's norm, for the final report even when resumed at the end.
+    run.values["feature_gap"] = float("inf")
     run.start(resume)
-    grad_norm = float("inf")
+    interrupt = run.interrupt_if_asked
+    # The same demonstrations on resume: they are drawn from the seed, not checkpointed.
+    problem = make_problem(config, mdp, F, numpy_rng(seed), interrupt)
     while run.step < config.max_iterations:
         run.stop_if_asked()
-        grad = problem.gradient(theta)  # grad[k]
-        grad_norm = float(np.linalg.norm(grad))
+        grad = problem.gradient(theta, interrupt)  # grad[k]
+        grad_norm = run.values["feature_gap"] = float(np.linalg.norm(grad))
         if grad_norm < config.tolerance:
             break
         ascent.step(theta, grad)
         if run.advance() % LOG_INTERVAL == 0 and run.step < config.max_iterations:
-            run.log(problem.report(theta, grad_norm))
+            run.log(problem.report(theta, grad_norm, interrupt))
         run.end_step()
 
     # The result: the learned reward, and the values and policy that are optimal for it.
-    reward = problem.F @ theta  # r[s]
-    solved = optimal_for(problem.P, reward, config.discount)
-    if not np.isfinite(grad_norm):  # resumed at the end: no step was taken
-        grad_norm = float(np.linalg.norm(problem.gradient(theta)))
-    final = problem.report(theta, grad_norm)
+    reward = F @ theta  # r[s]
+    solved = optimal_for(problem.P, reward, config.discount, interrupt)
+    final = problem.report(theta, float(run.values["feature_gap"]), interrupt)
     run.finish(final)
     metadata = model_metadata(
         kind=MaxEntIRLModel.kind,

@@ -32,7 +32,10 @@ Q-values far beyond any return the rewards seen so far allow (|Q| > 2 max|r| / (
 mean the bootstrapped targets are feeding on their own errors (the "deadly triad", van
 Hasselt et al. 2018): the run warns "q_values_explode". A resumed run restarts the
 environment (its state is not checkpointed), so it is not bit-identical to an uninterrupted
-one; everything else, the replay buffer and the random generators included, is restored.
+one; everything else, the replay buffer and the random generators included, is restored. A
+stop asked for during a long round of gradient steps or an evaluation ends that step where
+it is (`Run.interrupt_if_asked`), so it comes within a gradient step or an environment step,
+not after the round; the resumed run goes on with the next step.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ from ml.core.nets import Activation, mlp, polyak_update
 from ml.core.optim import adam
 from ml.core.schedules import linear
 from ml.core.seeding import Stream, derived_seed, numpy_rng, resolve_device, seeded_torch
-from ml.core.training import KeepBest, Run
+from ml.core.training import Interrupt, KeepBest, Run, never
 from ml.rl.envs import DiscreteEnvId, EnvSpaces, env_spaces, evaluate, make_env
 from ml.rl.replay import Batch, ReplayBuffer
 
@@ -255,13 +258,18 @@ def greedy_policy(q_network: nn.Module, device: torch.device) -> Any:
     return act
 
 
-def greedy_return(q_network: nn.Module, config: DQNConfig, seed: int) -> float:
-    """Mean greedy return over `eval_episodes`, always on the same episodes."""
+def greedy_return(
+    q_network: nn.Module, config: DQNConfig, seed: int, interrupt: Interrupt = never
+) -> float:
+    """Mean greedy return over `eval_episodes`, always on the same episodes; `interrupt`
+    may stop it between two time steps."""
     device = next(q_network.parameters()).device
     q_network.eval()
-    episodes = config.eval_episodes
-    returns = evaluate(greedy_policy(q_network, device), config.env_id, episodes, seed)
-    q_network.train()
+    try:
+        policy = greedy_policy(q_network, device)
+        returns = evaluate(policy, config.env_id, config.eval_episodes, seed, interrupt)
+    finally:
+        q_network.train()
     return float(np.mean(returns))
 
 
@@ -320,6 +328,15 @@ def train(
     )
     run.values["episodes"] = 0
     run.start(resume)
+
+    def evaluation() -> float:
+        """Greedy evaluation of this step's network, offered to `evaluations`."""
+        eval_seed = derived_seed(seed, Stream.EVAL)
+        mean = greedy_return(q_network, config, eval_seed, run.interrupt_if_asked)
+        evaluations.offer(run.step, mean, q_network)
+        run.report({"eval/return": mean})
+        return mean
+
     # The episode in progress at a checkpoint is not saved: a resumed run starts a new one.
     observation, _ = env.reset(seed=derived_seed(seed, Stream.ENV, run.step))
     episode_return = 0.0
@@ -338,9 +355,11 @@ def train(
             observation, episode_return = env.reset()[0], 0.0
         step = run.advance()
 
-        # Learn: a round of gradient steps every train_frequency steps.
+        # Learn: a round of gradient steps every train_frequency steps. A stop inside a long
+        # round ends it early: a resumed run goes on with the next step.
         if step > config.learning_starts and step % config.train_frequency == 0:
             for _ in range(config.gradient_steps):
+                run.interrupt_if_asked()
                 batch = buffer.sample(config.batch_size, rng, dev)
                 run.metrics.add_all(td_update(q_network, target_network, optimizer, batch, config))
         if step % config.target_update_interval == 0:
@@ -348,13 +367,13 @@ def train(
         run.metrics.set("charts/epsilon", epsilon_at(step, config))
 
         if run.due(config.eval_interval):
-            mean = greedy_return(q_network, config, derived_seed(seed, Stream.EVAL))
-            evaluations.offer(step, mean, q_network)
-            run.report({"eval/return": mean})
+            mean = evaluation()
             if config.target_return is not None and mean >= config.target_return:
                 break
         run.end_step()
     env.close()
+    if evaluations.last_step != run.step:  # resumed from a stop inside the last step
+        evaluation()
     run.finish()
 
     if config.keep_best:

@@ -17,6 +17,7 @@ import gymnasium as gym
 import numpy as np
 
 from ml.core.errors import ConfigError
+from ml.core.training import Interrupt, never
 
 DiscreteEnvId = Literal["CartPole-v1", "Acrobot-v1", "MountainCar-v0"]
 ContinuousEnvId = Literal["Pendulum-v1", "MountainCarContinuous-v0"]
@@ -102,7 +103,9 @@ def _actions(policy_fn: PolicyFn, obs: np.ndarray, spaces: EnvSpaces) -> np.ndar
     return np.clip(actions.reshape(expected).astype(np.float32), low, high)
 
 
-def evaluate(policy_fn: PolicyFn, env_id: str, episodes: int, seed: int) -> list[float]:
+def evaluate(
+    policy_fn: PolicyFn, env_id: str, episodes: int, seed: int, interrupt: Interrupt = never
+) -> list[float]:
     """Undiscounted returns of `episodes` episodes played by `policy_fn`, without exploration.
 
     Episode i starts from `reset(seed=seed + i)`, so the same seed replays the same episodes
@@ -110,6 +113,8 @@ def evaluate(policy_fn: PolicyFn, env_id: str, episodes: int, seed: int) -> list
     called once per time step on the stacked observations of the episodes still running, a
     [n, observation_dim] float32 array; it returns n actions (see `PolicyFn`). Batching keeps
     a network policy to one forward pass per time step instead of one per episode and step.
+    `interrupt` is called before every time step: a training run's stop may abandon a long
+    evaluation there (`ml.core.training.Run.interrupt_if_asked`).
     """
     if episodes < 1:
         raise ConfigError("evaluate needs at least one episode", field="episodes")
@@ -121,6 +126,7 @@ def evaluate(policy_fn: PolicyFn, env_id: str, episodes: int, seed: int) -> list
         returns = np.zeros(episodes, dtype=np.float64)  # returns[i]
         running = np.ones(episodes, dtype=bool)  # running[i]
         while running.any():
+            interrupt()
             active = np.flatnonzero(running)
             actions = _actions(policy_fn, obs[active], spaces)
             for i, action in zip(active, actions, strict=True):

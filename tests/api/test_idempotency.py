@@ -66,7 +66,7 @@ def test_a_broker_that_is_down_does_not_fail_a_submission(tmp_path: Path) -> Non
 
 
 def test_runtime_limit_is_part_of_the_spec(api: Api) -> None:
-    job = api.submit("value_iteration", SPEC["config"], max_runtime_seconds=90)
+    job = api.submit("value_iteration", {"env": {"kind": "frozen_lake"}}, max_runtime_seconds=90)
     assert job["max_runtime_seconds"] == 90
     api.error("POST", "/v1/jobs", 422, json={**SPEC, "max_runtime_seconds": 0})
 

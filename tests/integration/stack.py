@@ -112,10 +112,34 @@ class Stack:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
 
+    def pause_worker(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGSTOP: the worker freezes mid-step (a long GC pause, a stalled VM) and its
+        lease expires while it still thinks it holds the job."""
+        os.kill(proc.pid, signal.SIGSTOP)
+
+    def resume_worker(self, proc: subprocess.Popen[bytes]) -> None:
+        os.kill(proc.pid, signal.SIGCONT)
+
+    def worker_log(self, proc: subprocess.Popen[bytes]) -> Path:
+        return self.var_dir / f"worker{self.workers.index(proc)}.log"
+
+    def wait_for_log(
+        self, text: str, timeout: float = 30, proc: subprocess.Popen[bytes] | None = None
+    ) -> None:
+        """Wait until a worker's log (`proc`'s, or any) has a line containing `text`."""
+        line = text.encode()
+
+        def logged() -> bool:
+            logs = [self.worker_log(proc)] if proc else self.var_dir.glob("worker*.log")
+            return any(line in log.read_bytes() for log in logs)
+
+        self.wait_until(logged, timeout, f"a worker to log {text!r}")
+
     def stop(self) -> None:
         self.client.close()
         for proc in [*self.workers, self.api]:
             if proc is not None and proc.poll() is None:
+                os.kill(proc.pid, signal.SIGCONT)  # a paused worker would ignore SIGTERM
                 proc.terminate()
         for proc in [*self.workers, self.api]:
             if proc is None:

@@ -193,3 +193,114 @@ def test_adam_is_fused_on_the_cpu_and_schedulable() -> None:
     assert optimizer.param_groups[0]["fused"]
     set_learning_rate(optimizer, 0.01)
     assert optimizer.param_groups[0]["lr"] == 0.01
+
+
+# -- stops inside a step ---------------------------------------------------------------------
+class Asked(RecordingHooks):
+    """Hooks that count the questions `should_stop` is asked and answer what `stop` says."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stop = False
+        self.questions = 0
+
+    def should_stop(self) -> bool:
+        self.questions += 1
+        return self.stop
+
+
+class Rounds(BaseModel):
+    total_steps: int = 6
+    checkpoint_interval: int = 3
+
+
+def train_rounds(
+    hooks: Asked, resume: dict[str, Any] | None = None, stop_after: int | None = None
+) -> tuple[Run, nn.Linear]:
+    """A toy loop with a round of three random updates before each step's `advance`; asks
+    to stop once it has made `stop_after` updates (counted over the run, resumed or not)."""
+    net = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    rng = np.random.default_rng(0)
+    run = Run(hooks, Rounds(), log_interval=2)
+    run.track(net=net, rng=rng)
+    run.values["updates"] = 0
+    run.start(resume)
+    while run.step < run.total:
+        run.stop_if_asked()
+        for _ in run.round(3):
+            with torch.no_grad():
+                net.weight.mul_(0.5).add_(float(rng.random()))
+            run.values["updates"] += 1
+            hooks.stop = run.values["updates"] == stop_after
+        run.advance()
+        run.end_step()
+    run.finish()
+    return run, net
+
+
+def test_interrupt_asks_at_most_every_stop_check_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    hooks = Asked()
+    run = Run(hooks, Steps(), log_interval=3)
+    with pytest.raises(AssertionError, match="before start"):
+        run.interrupt_if_asked()
+    run.start(None)
+    monkeypatch.setattr(Run, "stop_check_seconds", 3600.0)
+    for _ in range(1000):
+        run.interrupt_if_asked()
+    assert hooks.questions == 1  # the first call asks; the rest fall within the hour
+    monkeypatch.setattr(Run, "stop_check_seconds", 0.0)
+    run = Run(hooks, Steps(), log_interval=3)
+    run.start(None)
+    for _ in range(10):
+        run.interrupt_if_asked()
+    assert hooks.questions == 11
+
+
+def test_interrupt_inside_a_step_checkpoints_it_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Run, "stop_check_seconds", 0.0)
+    net = nn.Linear(1, 1, bias=False)
+    hooks = Asked()
+    run = Run(hooks, Steps(), log_interval=3)
+    run.track(net=net)
+    run.start(None)
+    run.advance()
+    with torch.no_grad():
+        net.weight.fill_(2.0)  # half of step 1's work
+    hooks.stop = True
+    with pytest.raises(TrainingStopped) as stopped:
+        run.interrupt_if_asked()
+    assert stopped.value.step == 1
+    assert [c["step"] for c in hooks.checkpoints] == [1]
+    assert hooks.checkpoints[0]["net"]["weight"].item() == 2.0  # the state as it is
+    with pytest.raises(TrainingStopped):  # asked again within the same step: no second one
+        run.interrupt_if_asked()
+    assert len(hooks.checkpoints) == 1
+
+
+def test_a_stop_inside_a_round_resumes_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Run, "stop_check_seconds", 0.0)
+    straight_hooks = Asked()
+    straight, straight_net = train_rounds(straight_hooks)
+    assert [c["step"] for c in straight_hooks.checkpoints] == [3]
+    assert straight_hooks.checkpoints[0]["values"] == {"updates": 9}  # no round in progress
+
+    # Stopped after update 5, step 2's second: the checkpoint says two of its three are done.
+    hooks = Asked()
+    with pytest.raises(TrainingStopped) as stopped:
+        train_rounds(hooks, stop_after=5)
+    assert stopped.value.step == 1
+    assert hooks.checkpoints[-1]["values"] == {"updates": 5, "round": {"step": 1, "done": 2}}
+    resumed, net = train_rounds(Asked(), resume=hooks.checkpoints[-1])
+    assert torch.equal(net.weight, straight_net.weight)
+    assert resumed.values == straight.values == {"updates": 18}  # none done twice
+
+    # Stopped inside the round right after step 3's scheduled checkpoint: that checkpoint is
+    # the one to resume from (no second one), and the round's updates are done again.
+    hooks = Asked()
+    with pytest.raises(TrainingStopped) as stopped:
+        train_rounds(hooks, stop_after=11)
+    assert stopped.value.step == 3 and [c["step"] for c in hooks.checkpoints] == [3]
+    resumed, net = train_rounds(Asked(), resume=hooks.checkpoints[-1])
+    assert torch.equal(net.weight, straight_net.weight)
