@@ -17,12 +17,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
 from ml.core.errors import ArtifactError, MLError
+from store.db import database_unreachable
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(SQLAlchemyError)
     async def _database_error(request: Request, exc: SQLAlchemyError) -> JSONResponse:
-        if not database_unavailable(exc):
+        if not database_unreachable(exc):
             return internal_error(request.scope, exc)
         log.warning("database unavailable: %s", str(exc).split("\n", 1)[0])
         return JSONResponse(
@@ -142,17 +142,6 @@ def install(app: FastAPI) -> None:
 
 
 DATABASE_RETRY_AFTER = "2"
-
-
-def database_unavailable(exc: BaseException) -> bool:
-    """Whether a database error means "cannot be reached right now" (down, restarting, the
-    pool exhausted, a connection dropped, SQLite's file locked or unreadable) rather than a
-    bug in a statement."""
-    if isinstance(exc, PoolTimeout):
-        return True
-    if isinstance(exc, DBAPIError):
-        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
-    return False
 
 
 def internal_error(scope: Scope, exc: BaseException) -> JSONResponse:

@@ -123,9 +123,3 @@ class ModelRows:
             self._rows.move_to_end(reference)
             while len(self._rows) > self._size:
                 self._rows.popitem(last=False)
-
-    def forget(self, model_id: str) -> None:
-        """Drop every reference to `model_id` (for a model that is deleted or replaced)."""
-        with self._lock:
-            for reference in [r for r, (_, row) in self._rows.items() if row.id == model_id]:
-                del self._rows[reference]

@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Engine, create_engine, event, func, select
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from store.settings import Settings
@@ -120,3 +122,13 @@ def page(
         .offset(offset)
     ).all()
     return rows, count
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether a database error means "cannot be reached right now" (down, restarting, a
+    failover, the pool exhausted, a dropped connection, SQLite's file locked or unreadable)
+    rather than a bug or a refused statement: the API answers it 503 and the worker waits it
+    out, both retrying instead of failing."""
+    if isinstance(exc, PoolTimeout | OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated

@@ -26,12 +26,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from store import jobs
 from store.artifacts import ArtifactStore, ArtifactUnavailable
-from store.db import session_scope
+from store.db import database_unreachable, session_scope
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +57,9 @@ def outage_summary(exc: BaseException) -> str:
 
 
 def is_db_outage(exc: BaseException) -> bool:
-    """An error that says the database could not be reached or dropped the connection (a
-    restart, a failover, a network cut), as opposed to a bug or a refused statement."""
-    if isinstance(exc, DatabaseUnavailable | OperationalError | InterfaceError):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    """An error that says the database could not be reached (`store.db.database_unreachable`),
+    or that this worker already gave up waiting for it."""
+    return isinstance(exc, DatabaseUnavailable) or database_unreachable(exc)
 
 
 def patiently(what: str, fn: Callable[[], T], *, patience: float) -> T:

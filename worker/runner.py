@@ -38,7 +38,7 @@ from store.artifacts import ArtifactStore, ArtifactUnavailable, open_artifact_st
 from store.db import session_factory, session_scope
 from store.settings import Settings
 from store.tables import Job, JobKind, JobStatus, utcnow
-from worker.enqueue import enqueue_job
+from worker.enqueue import send
 from worker.hooks import (
     SHUTDOWN,
     DatabaseUnavailable,
@@ -261,10 +261,8 @@ def _pass_on(factory: Factory, job_id: str, settings: Settings) -> str:
     own message is acknowledged when the task returns)."""
     with session_scope(factory) as session:
         job = session.get(Job, job_id)
-        queue = job.queue if job is not None and job.status == JobStatus.queued else None
-    if queue is not None and enqueue_job(job_id, queue, settings):
-        with session_scope(factory) as session:
-            jobs.mark_enqueued(session, job_id=job_id)
+        if job is not None and job.status == JobStatus.queued:
+            send(session, job_id, job.queue, settings)
     return "passed on: worker shutting down"
 
 
@@ -331,9 +329,9 @@ def _release(factory: Factory, job: Job, step: int, settings: Settings) -> str:
             return jobs.release(session, job_id=job.id, attempt=job.attempt)
 
     released = patiently(f"job {job.id}: releasing", release, patience=patience(settings))
-    if released and enqueue_job(job.id, job.queue, settings):
+    if released:
         with session_scope(factory) as session:
-            jobs.mark_enqueued(session, job_id=job.id)
+            send(session, job.id, job.queue, settings)
     log.info("job %s: worker shutting down, released at step %d", job.id, step)
     return "released"
 

@@ -17,7 +17,7 @@ from api.schemas import JobCreate, JobPublic, JobsPublic, MetricSeries, MetricsP
 from ml.data import UploadedDataset
 from store import datasets, idempotency, jobs, models, registry
 from store.tables import Job, JobKind, JobStatus
-from worker.enqueue import enqueue_job
+from worker.enqueue import send
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 log = logging.getLogger(__name__)
@@ -172,9 +172,7 @@ def enqueue_after_commit(session: SessionDep, job: Job, settings: SettingsDep) -
     """Hand the committed job to the broker. Nothing here may fail the response: the job
     exists, and a worker's sweeper sends any job left queued without a live claim."""
     try:
-        if enqueue_job(job.id, job.queue, settings):
-            jobs.mark_enqueued(session, job_id=job.id)
-            session.commit()
+        send(session, job.id, job.queue, settings)
         session.refresh(job)
     except Exception:
         log.warning("job %s: created, but not yet handed to the broker", job.id, exc_info=True)

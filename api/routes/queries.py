@@ -33,7 +33,7 @@ from store.artifacts import ArtifactMissing
 from store.db import session_factory, session_scope
 from store.settings import Settings
 from store.tables import Job, JobKind, JobStatus, TrainedModelRow
-from worker.enqueue import QUERY_QUEUE, enqueue_job
+from worker.enqueue import QUERY_QUEUE, send
 
 Format = Annotated[
     str | None,
@@ -157,9 +157,7 @@ def _submit_heavy(
             cache_key=key,
         )
         session.commit()
-        if enqueue_job(job.id, QUERY_QUEUE, settings):
-            jobs.mark_enqueued(session, job_id=job.id)
-            session.commit()
+        send(session, job.id, QUERY_QUEUE, settings)
     return pending(job.id, job.status, query.name, row.id)
 
 
