@@ -17,7 +17,7 @@ from functools import partial
 from typing import Annotated
 
 import anyio.to_thread
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -86,6 +86,16 @@ async def get_artifacts(request: Request) -> ArtifactStore:
 # scope="function": released when the route returns, not after the response is sent.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="A retry with the same key answers what the first request created.",
+    ),
+]
 ArtifactsDep = Annotated[ArtifactStore, Depends(get_artifacts)]
 
 

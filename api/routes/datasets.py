@@ -17,9 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import ml
-from api.deps import ArtifactsDep, SessionDep, SettingsDep
+from api.deps import ArtifactsDep, IdempotencyKeyHeader, SessionDep, SettingsDep
 from api.errors import ApiError
-from api.routes.jobs import IdempotencyKeyHeader
 from api.schemas import DatasetPublic, DatasetsPublic
 from api.uploads import read_upload
 from ml.core.errors import DatasetError

@@ -6,12 +6,12 @@ import logging
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import IntegrityError
 
 import ml
-from api.deps import ModelCacheDep, SessionDep, SettingsDep
+from api.deps import IdempotencyKeyHeader, ModelCacheDep, SessionDep, SettingsDep
 from api.errors import ApiError, from_validation
 from api.schemas import JobCreate, JobPublic, JobsPublic, MetricSeries, MetricsPublic, Progress
 from ml.data import UploadedDataset
@@ -143,18 +143,6 @@ def check_spec(session: SessionDep, body: JobCreate) -> Spec:
         register_as=check_register(body),
         dataset_ids=check_datasets(session, algorithm, config),
     )
-
-
-IdempotencyKeyHeader = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=200,
-        pattern=r"^[\x21-\x7e]+$",
-        description="A retry with the same key answers what the first request created.",
-    ),
-]
 
 
 def replayed(session: SessionDep, key: str | None, digest: str) -> Job | None:
