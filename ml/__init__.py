@@ -16,7 +16,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from ml.core.algorithm import Algorithm
-from ml.core.errors import ConfigError, QueryError, TrainingStopped, UnsupportedQuery
+from ml.core.cost import Cost, check_cost
+from ml.core.errors import (
+    ConfigError,
+    ConfigTooExpensive,
+    QueryError,
+    TrainingStopped,
+    UnsupportedQuery,
+)
 from ml.core.hooks import Hooks, NullHooks, RecordingHooks
 from ml.core.model import TrainedModel, load
 from ml.registry import ALGORITHMS, get_algorithm
@@ -25,6 +32,8 @@ __all__ = [
     "ALGORITHMS",
     "Algorithm",
     "ConfigError",
+    "ConfigTooExpensive",
+    "Cost",
     "Hooks",
     "NullHooks",
     "QueryError",
@@ -32,6 +41,7 @@ __all__ = [
     "TrainedModel",
     "TrainingStopped",
     "UnsupportedQuery",
+    "check_cost",
     "get_algorithm",
     "load",
     "train",

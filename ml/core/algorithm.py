@@ -9,7 +9,8 @@ One vocabulary across configs: a run's budget is one top-level field, `total_ste
 (environment or generator steps) or `max_iterations` (iterative solvers); training data is
 `dataset`; intervals are `checkpoint_interval` and `eval_interval`. Metric names follow
 `ml.core.metrics`. The plumbing every `train` needs (resume, checkpoints, stop, metric
-buffering, health checks) is `ml.core.training.Run`.
+buffering, health checks) is `ml.core.training.Run`. What a config costs to run is the
+algorithm's own estimate (`cost`, see `ml.core.cost`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
 
+from ml.core.cost import CostFn
 from ml.core.hooks import Hooks
 from ml.core.model import TrainedModel
 from ml.queries import queries_for
@@ -55,6 +57,9 @@ class Algorithm(Generic[ConfigT]):
     model: type[TrainedModel]
     # Which worker queue should run it: neural nets want a GPU, tabular methods do not.
     queue: Literal["gpu", "cpu"]
+    # Its config's estimated compute, total and per step (`ml.core.cost`), which the service
+    # bounds before it accepts a job.
+    cost: CostFn[ConfigT]
     # Kinds of uploaded dataset (`ml.data`) its config's `dataset` field accepts.
     dataset_kinds: tuple[str, ...] = ()
     # Whether a run stopped and resumed from its checkpoint ends with exactly the model of an

@@ -36,6 +36,12 @@ class ConfigError(MLError):
     code = "invalid_config"
 
 
+class ConfigTooExpensive(ConfigError):
+    """A valid config whose estimated compute is past the bound (`ml.core.cost.check_cost`)."""
+
+    code = "config_too_expensive"
+
+
 class ArtifactError(MLError):
     """A model or checkpoint file is missing, corrupt, or of an unknown kind."""
 

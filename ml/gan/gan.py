@@ -49,6 +49,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from ml.core.algorithm import Algorithm
+from ml.core.cost import (
+    CALL_OVERHEAD,
+    FORWARD,
+    TRAIN,
+    UPDATE_OVERHEAD,
+    Cost,
+    dataset_summary,
+    mlp_params,
+)
 from ml.core.errors import QueryError
 from ml.core.health import Suspicion
 from ml.core.hooks import Hooks
@@ -187,6 +196,55 @@ def learning_rate_factor(config: GANConfig, step: int) -> float:
     if config.learning_rate_schedule == "constant":
         return 1.0
     return linear(step, start=1.0, end=0.0, duration=config.total_steps)
+
+
+# -- cost --------------------------------------------------------------------------------------
+# Features of an uploaded dataset whose summary the estimate is not given (a 32x32 image).
+UNKNOWN_DATA_DIM = 1024
+
+
+def cost(config: GANConfig, *, datasets: Mapping[str, Any] | None = None) -> Cost:
+    """Estimated operations of a run (`ml.core.cost`), with B = batch_size and G, D the
+    generator's and discriminator's parameters (from the widths, batch norm included):
+
+    - a discriminator update: G forward on B noise vectors, D forward and backward on B real
+      and B generated points: B (2 G + 12 D), plus an optimiser step's overhead;
+    - a generator update: forward and backward through G and D: 6 B (G + D), plus overhead;
+    - an evaluation: eval_samples forward passes of G, and mode coverage (ring) or the MMD
+      of up to 1,000 points against as many real ones (uploaded data: ~n^2 (6 d + 60));
+
+    total = total_steps x (d_steps x D update + G update) + evaluations; per step (what
+    sits between two stop checks: one `round` update, then the generator's, then an
+    evaluation) = D update + G update + evaluation. The data dimension d is 2 for the ring,
+    an uploaded dataset's `n_features` when `datasets` has its summary, else
+    `UNKNOWN_DATA_DIM`.
+    """
+    if isinstance(config.dataset, RingDataset):
+        data_dim = config.dataset.data_dim
+    else:
+        summary = dataset_summary(datasets, config.dataset.id)
+        data_dim = int(summary.get("n_features", UNKNOWN_DATA_DIM))
+    g = mlp_params([config.latent_dim, *config.generator_hidden, data_dim])
+    if config.generator_batch_norm:
+        g += 2 * sum(config.generator_hidden)
+    d = mlp_params([data_dim, *config.discriminator_hidden, 1])
+    batch = config.batch_size
+    d_update = batch * (FORWARD * g + 2 * TRAIN * d) + UPDATE_OVERHEAD
+    g_update = batch * TRAIN * (g + d) + UPDATE_OVERHEAD
+    evaluation = config.eval_samples * FORWARD * g + CALL_OVERHEAD
+    if isinstance(config.dataset, RingDataset):
+        evaluation += config.eval_samples * config.dataset.n_modes * 8 * data_dim
+    else:
+        n = min(config.eval_samples, MMD_POINTS)
+        evaluation += n * n * (6 * data_dim + 60)
+    evaluations = config.total_steps // config.eval_interval + 1
+    return Cost(
+        total=config.total_steps * (config.d_steps * d_update + g_update)
+        + evaluations * evaluation,
+        per_step=d_update + g_update + evaluation,
+        total_fields=("total_steps", "batch_size", "generator_hidden", "discriminator_hidden"),
+        step_fields=("batch_size", "generator_hidden", "discriminator_hidden", "eval_samples"),
+    )
 
 
 # -- losses (all in logits, so log(sigmoid) never underflows) ----------------------------------
@@ -414,5 +472,6 @@ ALGORITHM = Algorithm(
     train=train,
     model=GANModel,
     queue="gpu",
+    cost=cost,
     dataset_kinds=("samples",),
 )

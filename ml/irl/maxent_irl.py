@@ -51,12 +51,13 @@ import torch
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from ml.core.algorithm import Algorithm
+from ml.core.cost import CALL_OVERHEAD, Cost, vi_sweeps
 from ml.core.hooks import Hooks
 from ml.core.metadata import model_metadata
 from ml.core.seeding import numpy_rng
 from ml.core.training import Interrupt, Run, never
 from ml.tabular import dp
-from ml.tabular.gridworld import GridEnv, TabularMDP, build_grid
+from ml.tabular.gridworld import ACTION_NAMES, GridEnv, TabularMDP, build_grid, n_cells
 from ml.tabular.models import TabularValueModel, mdp_description, mdp_shapes
 
 LOG_INTERVAL = 10  # gradient steps between metrics and progress reports
@@ -343,6 +344,58 @@ class Ascent:
         self.t = int(state["t"])
 
 
+# -- cost --------------------------------------------------------------------------------------
+# Rewards' magnitude an estimate of value iteration's sweeps assumes: the grid's rewards are
+# at most 1000 (`GridEnv`), and a learned reward is taken to be no larger.
+REWARD_SCALE = 1e3
+
+
+def n_features(config: MaxEntIRLConfig, n_states: int) -> int:
+    """Columns of `state_features(mdp, config.features)`."""
+    return {"onehot": n_states, "terrain": 3, "coordinates": 5}[config.features]
+
+
+def cost(config: MaxEntIRLConfig, *, datasets: Mapping[str, Any] | None = None) -> Cost:
+    """Estimated operations of a run (`ml.core.cost`), for S cells, A = 4 actions, K
+    features, horizon H = demo_length and N = n_demos, a dense backup over P[s, a, s']
+    costing 2 S A S:
+
+    - a gradient (one iteration): the backward pass (soft value iteration, H - 1 backups
+      with a log-sum-exp) and the forward pass (state visitation, H - 1 products with P),
+      with the feature counts (2 S K);
+    - a value-iteration solve (the expert's, and one per report: every LOG_INTERVAL
+      iterations and at the end): at most `vi_sweeps` sweeps, the contraction's bound for
+      this discount and rewards within REWARD_SCALE, plus the exact policy evaluation of a
+      report (a linear solve, 2/3 S^3);
+    - the set-up: the expert's solve, N demonstrations of H states (3 S per state drawn),
+      and their feature counts (2 N H K).
+
+    total = set-up + max_iterations x gradient + reports x solve. Per step, what sits
+    between two stop checks (before each gradient and between its two passes, between two
+    sweeps of a solve, between two demonstration steps): one gradient's backward and
+    forward passes and a report's policy evaluation, counted together.
+    """
+    states, actions = n_cells(config.env), len(ACTION_NAMES)
+    features = n_features(config, states)
+    horizon, demos = config.demo_length, config.n_demos
+    backup = 2 * states * actions * states + 8 * states * actions + CALL_OVERHEAD
+    gradient = 2 * (horizon - 1) * backup + 2 * states * features + 2 * horizon * states
+    sweeps = vi_sweeps(
+        config.discount, tolerance=VI_TOLERANCE, reward_scale=REWARD_SCALE, cap=1_000_000
+    )
+    policy_evaluation = 2 / 3 * states**3 + 2 * states * actions * states
+    solve = sweeps * backup + policy_evaluation
+    rollouts = (horizon - 1) * (3 * demos * states + CALL_OVERHEAD)
+    setup = solve + rollouts + 2 * demos * horizon * features
+    reports = config.max_iterations // LOG_INTERVAL + 2
+    return Cost(
+        total=setup + config.max_iterations * gradient + reports * solve,
+        per_step=gradient + policy_evaluation,
+        total_fields=("max_iterations", "env.layout", "demo_length", "discount"),
+        step_fields=("env.layout", "demo_length"),
+    )
+
+
 # -- training ----------------------------------------------------------------------------------
 def train(
     config: MaxEntIRLConfig,
@@ -442,4 +495,5 @@ ALGORITHM = Algorithm(
     train=train,
     model=MaxEntIRLModel,
     queue="cpu",
+    cost=cost,
 )

@@ -41,6 +41,7 @@ not after the round; the resumed run goes on with the next step.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar
 
@@ -51,6 +52,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ml.core.algorithm import Algorithm
+from ml.core.cost import CALL_OVERHEAD, FORWARD, TRAIN, UPDATE_OVERHEAD, Cost, mlp_params
 from ml.core.health import Suspicion
 from ml.core.hooks import Hooks
 from ml.core.metadata import model_metadata
@@ -191,6 +193,61 @@ class QNetwork(nn.Module):
 
 def make_q_network(config: DQNConfig, observation_dim: int, n_actions: int) -> QNetwork:
     return QNetwork(observation_dim, n_actions, config.hidden, config.activation, config.dueling)
+
+
+def q_network_params(config: DQNConfig, observation_dim: int, n_actions: int) -> int:
+    """Parameters of `make_q_network`'s network, computed from the widths without building it."""
+    if not config.dueling:
+        return mlp_params([observation_dim, *config.hidden, n_actions])
+    features = config.hidden[-1]
+    return mlp_params([observation_dim, *config.hidden]) + (features + 1) * (n_actions + 1)
+
+
+# -- cost --------------------------------------------------------------------------------------
+_spaces = functools.cache(env_spaces)  # the spaces of an environment never change
+
+
+def cost(config: DQNConfig, *, datasets: Mapping[str, Any] | None = None) -> Cost:
+    """Estimated operations of a run (`ml.core.cost`), with p the Q-network's parameters
+    and B = batch_size:
+
+    - a gradient step: forward and backward on B transitions, and the target network's
+      forward (the online one's too with double_dqn): B (6 + 2 [+ 2]) p, plus an optimiser
+      step's overhead; updates = (total_steps - learning_starts) / train_frequency x
+      gradient_steps;
+    - an environment step: the acting forward pass, 2 p, and the step's overhead; a target
+      update every target_update_interval steps, 2 p;
+    - an evaluation every eval_interval steps: eval_episodes episodes of at most the time
+      limit, one batched forward pass per time step.
+
+    Per step, what sits between two stop checks (each gradient step of a round is preceded
+    by one, each evaluation time step too): a gradient step, an environment step, a target
+    update and one evaluation time step.
+    """
+    spaces = _spaces(config.env_id)
+    p = q_network_params(config, spaces.observation_dim, spaces.n_actions)
+    batch, steps = config.batch_size, config.total_steps
+    forwards = 2 if config.double_dqn else 1
+    update = batch * (TRAIN + forwards * FORWARD) * p + UPDATE_OVERHEAD
+    rounds = steps // config.train_frequency - min(steps, config.learning_starts) // (
+        config.train_frequency
+    )
+    env_step = FORWARD * p + 2 * CALL_OVERHEAD
+    target_update = FORWARD * p + CALL_OVERHEAD
+    eval_time_step = config.eval_episodes * (FORWARD * p + CALL_OVERHEAD) + CALL_OVERHEAD
+    evaluation = spaces.max_episode_steps * eval_time_step
+    total = (
+        rounds * config.gradient_steps * update
+        + steps * env_step
+        + steps // config.target_update_interval * target_update
+        + (steps // config.eval_interval + 1) * evaluation
+    )
+    return Cost(
+        total=total,
+        per_step=update + env_step + target_update + eval_time_step,
+        total_fields=("total_steps", "gradient_steps", "batch_size", "hidden"),
+        step_fields=("batch_size", "hidden"),
+    )
 
 
 # -- pieces of the loop --------------------------------------------------------------------------
@@ -457,5 +514,6 @@ ALGORITHM = Algorithm(
     train=train,
     model=DQNModel,
     queue="gpu",
+    cost=cost,
     exact_resume=False,  # the environment's episode in progress is not checkpointed
 )

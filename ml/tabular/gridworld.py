@@ -160,6 +160,16 @@ def check_layout(layout: list[str]) -> None:
 
 
 # -- builders ----------------------------------------------------------------------------------
+FROZEN_LAKE_CELLS = {"4x4": 16, "8x8": 64}  # Gymnasium's two built-in maps
+
+
+def n_cells(env: GridEnv | FrozenLakeEnv) -> int:
+    """States of the MDP `build_mdp(env)` makes (one per cell), without building it."""
+    if isinstance(env, GridEnv):
+        return len(env.layout) * len(env.layout[0])
+    return FROZEN_LAKE_CELLS[env.map_name]
+
+
 def build_mdp(env: GridEnv | FrozenLakeEnv) -> TabularMDP:
     """The tabular MDP of an environment config."""
     if isinstance(env, GridEnv):

@@ -25,11 +25,12 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ml.core.algorithm import Algorithm
+from ml.core.cost import CALL_OVERHEAD, Cost
 from ml.core.hooks import Hooks
 from ml.core.metadata import model_metadata
 from ml.core.training import Run
 from ml.tabular import dp
-from ml.tabular.gridworld import EnvSpec, GridEnv, build_mdp
+from ml.tabular.gridworld import ACTION_NAMES, EnvSpec, GridEnv, build_mdp, n_cells
 from ml.tabular.models import TabularValueModel, mdp_description, mdp_shapes
 
 LOG_INTERVAL = 10  # sweeps between "dp/delta" metrics and progress reports
@@ -70,6 +71,30 @@ class ValueIterationConfig(BaseModel):
                 "forever pays); use discount < 1 or a step_reward <= 0"
             )
         return self
+
+
+# -- cost --------------------------------------------------------------------------------------
+def cost(config: ValueIterationConfig, *, datasets: Mapping[str, Any] | None = None) -> Cost:
+    """Estimated operations of a run (`ml.core.cost`): max_iterations x one sweep, a sweep
+    being the dense backup sum_s' P[s, a, s'] V[s'] (2 S A S for S states, A = 4 actions;
+    every state is a successor of the dense P) with the max over actions, plus the
+    overhead of its NumPy calls and of the run's callback, and building the MDP. A stop is
+    checked after every sweep, so one step is one sweep (or the build, before the first
+    check). A config that converges stops earlier."""
+    states, actions = n_cells(config.env), len(ACTION_NAMES)
+    sweep = 2 * states * actions * states + 4 * states * actions + CALL_OVERHEAD
+    build = build_cost(states, actions)
+    return Cost(
+        total=config.max_iterations * sweep + build,
+        per_step=max(sweep, build),
+        total_fields=("max_iterations", "env.layout"),
+        step_fields=("env.layout",),
+    )
+
+
+def build_cost(states: int, actions: int) -> float:
+    """Building P[s, a, s'] (a Python loop over states and actions) and R = P r."""
+    return states * actions * (2 * states + CALL_OVERHEAD / 10)
 
 
 # -- training ----------------------------------------------------------------------------------
@@ -143,4 +168,5 @@ ALGORITHM = Algorithm(
     train=train,
     model=ValueIterationModel,
     queue="cpu",
+    cost=cost,
 )
