@@ -1,9 +1,13 @@
 # One image for the API, the workers and the migration step.
-#   CPU (default):  docker build -t crucible .
+#   CPU (default):  docker build -t crucible:local .
 #   CUDA:           docker build -t crucible:cuda \
 #                     --build-arg BASE_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 \
 #                     --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128 .
-ARG BASE_IMAGE=python:3.11-slim
+# Base images are pinned to an exact version (the CUDA one too, in docker-compose.yml), so a
+# rebuild gets the same system; production should pin the digest as well
+# (python:3.11.13-slim-bookworm@sha256:...) and bump both on purpose. The runtime user is
+# `crucible` (uid 10001), never root.
+ARG BASE_IMAGE=python:3.11.13-slim-bookworm
 FROM ${BASE_IMAGE}
 
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
