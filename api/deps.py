@@ -19,15 +19,11 @@ from typing import Annotated
 import anyio.to_thread
 from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
-from api.errors import ApiError
-from api.model_cache import ModelCache, ModelRows
-from store import models
+from api.model_cache import ModelCache
 from store.artifacts import ArtifactStore
-from store.db import session_factory, session_scope
+from store.db import session_factory
 from store.settings import Settings, get_settings
-from store.tables import TrainedModelRow
 
 
 async def current_settings(request: Request) -> Settings:
@@ -97,34 +93,3 @@ IdempotencyKeyHeader = Annotated[
     ),
 ]
 ArtifactsDep = Annotated[ArtifactStore, Depends(get_artifacts)]
-
-
-def resolve_model(session: Session, reference: str) -> TrainedModelRow:
-    """The model a path's `{model}` names: model id, job id, name@alias or name@N."""
-    try:
-        return models.resolve(session, reference)
-    except models.ModelNotReady as exc:
-        raise ApiError(409, "model_not_ready", str(exc), field="model") from None
-    except models.ModelNotFound as exc:
-        raise ApiError(404, "model_not_found", exc.message, field="model") from None
-
-
-def _resolve_in_own_session(url: str, reference: str) -> TrainedModelRow:
-    with session_scope(session_factory(url)) as session:
-        return resolve_model(session, reference)
-
-
-async def resolved_model(model: str, request: Request) -> TrainedModelRow:
-    """`resolve_model` in a transaction of its own, closed before the route runs: a query
-    may compute for a while, and must not hold a pooled connection meanwhile. A reference that
-    always names the same model (its id, its job's id) is answered from memory for a while."""
-    rows: ModelRows = request.app.state.model_rows
-    row = rows.get(model)
-    if row is None:
-        url = (await current_settings(request)).resolved_database_url
-        row = await run_in_threadpool(_resolve_in_own_session, url, model)
-        rows.remember(model, row)
-    return row
-
-
-ResolvedModelDep = Annotated[TrainedModelRow, Depends(resolved_model)]

@@ -1,17 +1,25 @@
-"""Every error the API returns has one JSON shape: `{"code", "message", "field"?, "errors"?}`.
+"""Every error the API returns has one JSON shape: `{"code", "message", "field"?, "errors"?,
+"request_id"}`.
 
 `code` is stable (clients branch on it), `message` is for people, `field` points at the
-failing input for validation errors. Routes raise `ApiError`; `ml` errors and pydantic
-validation errors are translated here, so no client input can produce a 500. A database that
-cannot be reached is 503 `database_unavailable` with Retry-After, like any other dependency
-that is down; it is not the client's fault, and retrying is right.
+failing input for validation errors, `request_id` is the `X-Request-ID` of the exchange (see
+`api.middleware.RequestId`), also in the server's log lines about it. A message quotes what
+the client sent through `store.models.shown`, never whole, and is at most
+`MAX_MESSAGE_CHARS` long (a field name from a client's key, `ECHO_CHARS`); a 5xx
+names no server path and no library's own words (those go to the log). Routes raise
+`ApiError`; `ml` errors and pydantic validation errors are translated here, so no client
+input can produce a 500. A database that cannot be reached is 503 `database_unavailable` with
+Retry-After, like any other dependency that is down; it is not the client's fault, and
+retrying is right.
 
-The middlewares that guard the app as a whole are in `api.middleware`.
+The middlewares that guard the app as a whole are in `api.middleware`; request bodies are
+parsed and validated strictly by `api.strict_input`.
 """
 
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,6 +34,13 @@ from store.db import database_unreachable
 
 log = logging.getLogger(__name__)
 
+# The current request's id, set by `api.middleware.RequestId` for everything that runs inside
+# it (handlers, routes in the thread pool, the other middlewares).
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+ECHO_CHARS = 64
+MAX_MESSAGE_CHARS = 500
+MAX_ERRORS = 20
+
 
 class ApiError(Exception):
     def __init__(
@@ -36,6 +51,7 @@ class ApiError(Exception):
         *,
         field: str | None = None,
         errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -43,6 +59,7 @@ class ApiError(Exception):
         self.message = message
         self.field = field
         self.errors = errors
+        self.headers = headers
 
 
 def error_body(
@@ -51,16 +68,32 @@ def error_body(
     field: str | None = None,
     errors: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {"code": code, "message": message}
+    body: dict[str, Any] = {"code": code, "message": shortened(message)}
     if field is not None:
         body["field"] = field
     if errors:
         body["errors"] = errors
+    request_id = REQUEST_ID.get()
+    if request_id is not None:
+        body["request_id"] = request_id
     return body
 
 
+def shortened(message: str) -> str:
+    """A backstop for messages that quote input uncut (pydantic's, a validator's)."""
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    return message[: MAX_MESSAGE_CHARS - 1] + "…"
+
+
+def truncated(text: str, limit: int = ECHO_CHARS) -> str:
+    """`text`, cut after `limit` characters."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def dotted(loc: tuple[Any, ...] | list[Any], prefix: str = "") -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    # A part can be a key the client chose, as long as it likes.
+    parts = [truncated(str(p)) for p in loc if p not in ("body", "query", "path")]
     # pydantic adds the union member's tag/type to the location; it only confuses people.
     path = ".".join(parts)
     return f"{prefix}.{path}" if prefix and path else (prefix or path)
@@ -69,17 +102,19 @@ def dotted(loc: tuple[Any, ...] | list[Any], prefix: str = "") -> str:
 def validation_errors(errors: list[Any], prefix: str = "") -> list[dict[str, Any]]:
     return [
         {"field": dotted(e.get("loc", ()), prefix), "message": e.get("msg", "invalid")}
-        for e in errors
+        for e in errors[:MAX_ERRORS]
     ]
 
 
 def from_validation(errors: list[Any], prefix: str = "") -> ApiError:
+    """The 422 for pydantic's errors: the first in `message`, up to `MAX_ERRORS` in `errors`
+    (a batch of 4,096 bad rows is not answered with 4,096 entries)."""
     items = validation_errors(errors, prefix)
     field = str(items[0]["field"]) if items else (prefix or None)
     detail = str(items[0]["message"]) if items else "invalid input"
     message = f"{field}: {detail}" if field else detail
-    if len(items) > 1:
-        message += f" (and {len(items) - 1} more)"
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more)"
     return ApiError(422, "validation_error", message, field=field, errors=items)
 
 
@@ -87,7 +122,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(
-            error_body(exc.code, exc.message, exc.field, exc.errors), status_code=exc.status
+            error_body(exc.code, exc.message, exc.field, exc.errors),
+            status_code=exc.status,
+            headers=exc.headers,
         )
 
     @app.exception_handler(RequestValidationError)
@@ -105,9 +142,13 @@ def install(app: FastAPI) -> None:
     async def _artifact_error(_: Request, exc: ArtifactError) -> JSONResponse:
         # The artifact store failed us (unreachable, refused, a file gone): not the client's
         # fault, and worth retrying. Routes that read a client's file map their own errors.
-        log.warning("artifact store: %s", exc.message)
+        # The detail (an endpoint, a local path, boto's words) is for the log only.
+        log.warning("artifact store (request %s): %s", REQUEST_ID.get(), exc.message)
         return JSONResponse(
-            error_body("artifact_store_unavailable", exc.message),
+            error_body(
+                "artifact_store_unavailable",
+                "the artifact store is unavailable right now; retry shortly",
+            ),
             status_code=503,
             headers={"Retry-After": "5"},
         )
@@ -116,7 +157,8 @@ def install(app: FastAPI) -> None:
     async def _database_error(request: Request, exc: SQLAlchemyError) -> JSONResponse:
         if not database_unreachable(exc):
             return internal_error(request.scope, exc)
-        log.warning("database unavailable: %s", str(exc).split("\n", 1)[0])
+        first_line = str(exc).split("\n", 1)[0]
+        log.warning("database unavailable (request %s): %s", REQUEST_ID.get(), first_line)
         return JSONResponse(
             error_body(
                 "database_unavailable", "the database cannot be reached right now; retry shortly"
@@ -147,7 +189,13 @@ DATABASE_RETRY_AFTER = "2"
 def internal_error(scope: Scope, exc: BaseException) -> JSONResponse:
     """500 `internal_error`, logged, with `Connection: close`: whatever state the connection
     is in, the client opens a fresh one for its next request."""
-    log.error("unhandled error in %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
+    log.error(
+        "unhandled error in %s %s (request %s)",
+        scope.get("method"),
+        scope.get("path"),
+        REQUEST_ID.get(),
+        exc_info=exc,
+    )
     return JSONResponse(
         error_body("internal_error", "an internal error occurred; it has been logged"),
         status_code=500,

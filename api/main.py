@@ -9,11 +9,17 @@ import torch
 from fastapi import FastAPI
 
 from api import errors, middleware
+from api.auth import KeyCache
+from api.cross_site import CrossSiteGuard
+from api.limits import QueryRate
 from api.model_cache import ModelCache, ModelRows
-from api.routes import algorithms, datasets, health, jobs, models, queries, registry
+from api.openapi import declare_errors
+from api.routes import algorithms, datasets, health, jobs, keys, models, queries, registry
 from store.artifacts import open_artifact_store
 from store.db import session_factory
 from store.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -30,18 +36,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.artifacts = open_artifact_store(settings)
     app.state.model_cache = ModelCache(settings.model_cache_size, app.state.artifacts.load_model)
     app.state.model_rows = ModelRows()
+    app.state.key_cache = KeyCache()
+    app.state.query_rate = QueryRate()
+    announce_access(settings)
     # The engine, its pool sized by these settings rather than the environment's.
     session_factory(settings.resolved_database_url, settings)
     errors.install(app)
-    for module in (health, algorithms, jobs, models, registry, datasets):
-        app.include_router(module.router)
-    queries.install(app)  # one route per declared query, from `ml.queries`
+    # Every status each operation can answer is declared, with the error body.
+    for module in (health, algorithms, jobs, models, registry, datasets, keys):
+        app.include_router(declare_errors(module.router))
+    # One route per declared query, from `ml.queries`.
+    app.include_router(declare_errors(queries.router_for_queries()))
     # Plain ASGI middlewares (see `api.middleware`); the last added is the outermost.
     app.add_middleware(
         middleware.BodyLimit,
         max_bytes=settings.max_request_bytes,
         max_upload_bytes=settings.max_upload_bytes,
     )
+    app.add_middleware(CrossSiteGuard)
     app.add_middleware(middleware.InternalErrors)
     # Every request admitted can have a thread and a connection at once, so none ever waits
     # for either while holding the other (fastapi#3205); the rest wait their turn, briefly.
@@ -52,7 +64,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         threads=workers,
         queue=4 * settings.api_max_in_flight,
     )
+    # Outermost: even a shed or refused request is answered with its X-Request-ID.
+    app.add_middleware(middleware.ControlCharacters)
+    app.add_middleware(middleware.RequestId)
     return app
+
+
+def announce_access(settings: Settings) -> None:
+    """Say at start-up who may call: an open API must never be a surprise."""
+    if settings.auth_required:
+        log.info("API keys required (AUTH_REQUIRED=true)")
+    else:
+        log.warning(
+            "AUTH_REQUIRED=false: the API is OPEN, anyone who can reach it acts as tenant "
+            "'default' without a key and without quotas. Keep it on loopback, or set "
+            "AUTH_REQUIRED=true and ADMIN_API_KEY."
+        )
 
 
 app = create_app()

@@ -2,6 +2,13 @@
 
 They are plain ASGI: Starlette's `BaseHTTPMiddleware` runs every request through extra tasks
 and memory streams, and cost a fifth of the API's time under load. Outermost first:
+- `RequestId`: every response carries `X-Request-ID`, the client's own if it sent a sensible
+  one (1-128 printable ASCII characters, no spaces), else a fresh one; error bodies and the
+  log lines about the request say it too (`api.errors.REQUEST_ID`).
+- `ControlCharacters`: a control character (NUL above all, which PostgreSQL cannot store or
+  even compare) in the path, the query string or a header is refused with 400
+  `invalid_characters` before anything reads it. JSON bodies are checked by
+  `api.strict_input`.
 - `LoadShedding`: at most `API_MAX_IN_FLIGHT` requests are worked on at once; the next ones
   wait their turn for a moment, and are answered 503 `overloaded` with Retry-After when it
   does not come, rather than queueing until every client times out. `/healthz` is exempt.
@@ -17,17 +24,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Collection
+from urllib.parse import unquote_to_bytes
 
 import anyio.to_thread
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import error_body, internal_error
+from api.errors import REQUEST_ID, error_body, internal_error, truncated
+from store.models import shown
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +53,86 @@ class _Ticket:
         self.loop = loop
         self.future: asyncio.Future[None] = loop.create_future()
         self.granted = False
+
+
+REQUEST_ID_HEADER = b"x-request-id"
+CLIENT_REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,128}")
+
+
+class RequestId:
+    """See the module docstring. The id is in `REQUEST_ID` (a context variable, so the
+    exception handlers, the routes in the thread pool and the inner middlewares see it) and in
+    `request.state.request_id`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = client_request_id(scope) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        token = REQUEST_ID.set(request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            REQUEST_ID.reset(token)
+
+
+def client_request_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER:
+            return value.decode("ascii") if CLIENT_REQUEST_ID.fullmatch(value) else None
+    return None
+
+
+CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
+CONTROL_TEXT = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_IN_HEADER = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is legal in a header
+
+
+class ControlCharacters:
+    """See the module docstring."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        problem = control_character(scope) if scope["type"] == "http" else None
+        if problem is None:
+            await self.app(scope, receive, send)
+            return
+        field, where = problem
+        message = f"{where} contains a control character (such as NUL), which nothing here accepts"
+        response = JSONResponse(error_body("invalid_characters", message, field), 400)
+        await response(scope, receive, send)
+
+
+def control_character(scope: Scope) -> tuple[str, str] | None:
+    """`(field, description)` of the first place of the request holding a control character
+    (percent-encoded or not), or None."""
+    if CONTROL_TEXT.search(scope["path"]):
+        return "path", "the path"
+    query: bytes = scope.get("query_string", b"")
+    if query and CONTROL.search(unquote_to_bytes(query)):
+        for pair in query.split(b"&"):
+            if CONTROL.search(unquote_to_bytes(pair)):
+                name = unquote_to_bytes(pair.partition(b"=")[0].replace(b"+", b" "))
+                text = name.decode("utf-8", "replace")
+                return truncated(text), f"query parameter {shown(text)}"
+    for name, value in scope["headers"]:
+        if CONTROL_IN_HEADER.search(value):
+            text = name.decode("latin-1")
+            return text, f"header {shown(text)}"
+    return None
 
 
 def _wake(future: asyncio.Future[None]) -> None:

@@ -6,15 +6,22 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from store.keys import Scope
 
 MAX_SEED = 2**31 - 1
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: no field it does not declare, and JSON's types, strictly (`"5"` and
+    `true` are no numbers; `1` is a fine float). Validation is in Python mode (FastAPI hands
+    over the parsed JSON), where strict also refuses a string for an enum and an array for a
+    tuple: such a field says so, as `scopes` does (`Annotated[Scope, Field(strict=False)]`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 # -- algorithms ---------------------------------------------------------------------------
@@ -122,6 +129,8 @@ class JobPublic(BaseModel):
     register_as: RegisterSpec | None
     max_runtime_seconds: float | None
     cancel_requested: bool
+    submitted_by: str | None = Field(description="Id of the API key that submitted it.")
+    cancelled_by: str | None = Field(description="Id of the API key that cancelled it.")
     checkpoint_step: int | None
     resumed_from_step: int | None
     created_at: datetime
@@ -190,7 +199,7 @@ class VersionCreate(Strict):
 
 
 class AliasUpdate(Strict):
-    version: int = Field(ge=1, description="The version the alias points at.")
+    version: int = Field(ge=1, le=2**31 - 1, description="The version the alias points at.")
 
 
 class VersionPublic(BaseModel):
@@ -258,3 +267,71 @@ class QueryResultPending(BaseModel):
     query: str
     model_id: str
     location: str
+
+
+# -- API keys and tenants -------------------------------------------------------------------
+class KeyCreate(Strict):
+    tenant: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
+        description="The tenant the key acts for; created on first use.",
+    )
+    scopes: list[Annotated[Scope, Field(strict=False)]] = Field(
+        min_length=1, max_length=4, description="What the key may do."
+    )
+    name: str | None = Field(None, max_length=200, description="What the key is for.")
+    expires_in_days: float | None = Field(
+        None, gt=0, le=3650, description="The key stops working this long after creation."
+    )
+
+
+class KeyPublic(BaseModel):
+    id: str
+    prefix: str = Field(description="The key's first characters, kept in clear to tell it apart.")
+    tenant: str
+    name: str | None
+    scopes: list[str]
+    state: str = Field(description="active, expired or revoked.")
+    created_by: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None = Field(description="Recorded to the minute.")
+
+
+class KeyCreated(KeyPublic):
+    key: str = Field(description="The key itself. Shown this once: only its hash is kept.")
+
+
+class KeysPublic(BaseModel):
+    data: list[KeyPublic]
+    count: int
+    limit: int
+    offset: int
+
+
+class CallerPublic(BaseModel):
+    tenant: str
+    key_id: str | None = Field(description="Null when the API runs open and no key was sent.")
+    scopes: list[str]
+    auth_required: bool
+
+
+class QuotaValues(Strict):
+    active_jobs: int | None = Field(
+        None, ge=0, le=1_000_000, description="Queued plus running jobs; null: the default."
+    )
+    storage_bytes: int | None = Field(
+        None, ge=0, le=2**62, description="Bytes of models and datasets; null: the default."
+    )
+    queries_per_minute: int | None = Field(
+        None, ge=0, le=10_000_000, description="Model queries a minute; null: the default."
+    )
+
+
+class TenantPublic(BaseModel):
+    tenant: str
+    quotas: dict[str, int] = Field(description="The quotas in force (0: no limit).")
+    overrides: QuotaValues = Field(description="This tenant's own values (null: the default).")
+    usage: dict[str, int] = Field(description="Active jobs and stored bytes now.")

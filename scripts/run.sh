@@ -15,6 +15,21 @@ BIN=.venv/bin
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
 STOP_TIMEOUT=${STOP_TIMEOUT:-30}
+# Secure by default: an API open to anyone who can reach it (AUTH_REQUIRED=false, the
+# embedded default) listens on loopback only.
+case "${AUTH_REQUIRED:-false}" in
+1 | true | True | TRUE | yes | on) ;;
+*)
+    case $HOST in
+    127.0.0.1 | localhost | ::1) ;;
+    *)
+        echo "run.sh: refusing to serve an open API on $HOST: set AUTH_REQUIRED=true and" \
+            "ADMIN_API_KEY to listen beyond loopback" >&2
+        exit 2
+        ;;
+    esac
+    ;;
+esac
 QUICK_EXIT_SECONDS=10 # a worker that exits this soon after its start failed to start...
 MAX_QUICK_EXITS=3     # ...and one that does so this many times in a row will not start
 

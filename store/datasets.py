@@ -14,7 +14,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from store.db import page
-from store.tables import DatasetRow, Job, JobDataset, JobStatus
+from store.tables import DEFAULT_TENANT, DatasetRow, Job, JobDataset, JobStatus
 
 ACTIVE = (JobStatus.queued.value, JobStatus.running.value)
 
@@ -30,9 +30,13 @@ def new_dataset_id() -> str:
     return uuid.uuid4().hex
 
 
-def find_by_digest(session: Session, *, kind: str, sha256: str) -> DatasetRow | None:
+def find_by_digest(
+    session: Session, *, kind: str, sha256: str, tenant: str = DEFAULT_TENANT
+) -> DatasetRow | None:
     return session.scalar(
-        select(DatasetRow).where(DatasetRow.kind == kind, DatasetRow.sha256 == sha256)
+        select(DatasetRow).where(
+            DatasetRow.tenant == tenant, DatasetRow.kind == kind, DatasetRow.sha256 == sha256
+        )
     )
 
 
@@ -47,9 +51,11 @@ def create_dataset(
     rows: int,
     summary: dict[str, Any],
     artifact_uri: str,
+    tenant: str = DEFAULT_TENANT,
 ) -> DatasetRow:
     row = DatasetRow(
         id=dataset_id,
+        tenant=tenant,
         name=name,
         kind=kind,
         sha256=sha256,
@@ -63,8 +69,14 @@ def create_dataset(
     return row
 
 
-def get_dataset(session: Session, dataset_id: str) -> DatasetRow | None:
-    return session.get(DatasetRow, dataset_id)
+def get_dataset(
+    session: Session, dataset_id: str, *, tenant: str | None = None
+) -> DatasetRow | None:
+    """The dataset, or None if there is none or (`tenant` given) it is another tenant's."""
+    row = session.get(DatasetRow, dataset_id)
+    if row is None or (tenant is not None and row.tenant != tenant):
+        return None
+    return row
 
 
 def list_datasets(
@@ -74,8 +86,9 @@ def list_datasets(
     name: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    tenant: str = DEFAULT_TENANT,
 ) -> tuple[Sequence[DatasetRow], int]:
-    filters = []
+    filters = [DatasetRow.tenant == tenant]
     if kind:
         filters.append(DatasetRow.kind == kind)
     if name:

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from store.tables import IdempotencyKey
+from store.tables import DEFAULT_TENANT, IdempotencyKey
 
 
 class KeyReused(ValueError):
@@ -32,10 +32,12 @@ def request_hash(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def find(session: Session, *, scope: str, key: str, digest: str) -> Replay | None:
-    """The resource a key already made, if any; `KeyReused` if it was made for another
-    request."""
-    row = session.get(IdempotencyKey, (scope, key))
+def find(
+    session: Session, *, scope: str, key: str, digest: str, tenant: str = DEFAULT_TENANT
+) -> Replay | None:
+    """The resource the tenant's key already made, if any; `KeyReused` if it was made for
+    another request. Keys are per tenant: two tenants may choose the same one."""
+    row = session.get(IdempotencyKey, (tenant, scope, key))
     if row is None:
         return None
     if row.request_hash != digest:
@@ -46,8 +48,20 @@ def find(session: Session, *, scope: str, key: str, digest: str) -> Replay | Non
     return Replay(row.resource_id)
 
 
-def remember(session: Session, *, scope: str, key: str, digest: str, resource_id: str) -> None:
+def remember(
+    session: Session,
+    *,
+    scope: str,
+    key: str,
+    digest: str,
+    resource_id: str,
+    tenant: str = DEFAULT_TENANT,
+) -> None:
     """Record the key in the caller's transaction (flushed now, so a racing twin fails here
     with an IntegrityError rather than at commit)."""
-    session.add(IdempotencyKey(scope=scope, key=key, request_hash=digest, resource_id=resource_id))
+    session.add(
+        IdempotencyKey(
+            tenant=tenant, scope=scope, key=key, request_hash=digest, resource_id=resource_id
+        )
+    )
     session.flush()

@@ -26,10 +26,11 @@ from sqlalchemy import CursorResult, Executable, and_, delete, func, insert, or_
 from sqlalchemy.orm import Session
 
 from store.db import page
-from store.tables import Job, JobKind, JobStatus, MetricPoint, utcnow
+from store.tables import DEFAULT_TENANT, Job, JobKind, JobStatus, MetricPoint, utcnow
 
 RUNNING = JobStatus.running.value
 QUEUED = JobStatus.queued.value
+ACTIVE = (QUEUED, RUNNING)
 
 
 class JobNotFound(LookupError):
@@ -63,9 +64,13 @@ def create_job(
     kind: JobKind = JobKind.train,
     cache_key: str | None = None,
     max_runtime_seconds: float | None = None,
+    tenant: str = DEFAULT_TENANT,
+    submitted_by: str | None = None,
 ) -> Job:
     job = Job(
         id=new_job_id(),
+        tenant=tenant,
+        submitted_by=submitted_by,
         max_runtime_seconds=max_runtime_seconds,
         kind=kind.value,
         register_as=register_as,
@@ -89,11 +94,25 @@ def create_job(
     return job
 
 
-def get_job(session: Session, job_id: str) -> Job:
+def get_job(session: Session, job_id: str, *, tenant: str | None = None) -> Job:
+    """The job; `JobNotFound` if there is none, or if it is another tenant's (`tenant` given):
+    a client cannot tell the two apart. Workers and the sweeper pass no tenant."""
     job = session.get(Job, job_id)
-    if job is None:
+    if job is None or (tenant is not None and job.tenant != tenant):
         raise JobNotFound(job_id)
     return job
+
+
+def count_active(session: Session, *, tenant: str) -> int:
+    """The tenant's queued and running training jobs (what the active-jobs quota counts)."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(Job.tenant == tenant, Job.kind == JobKind.train.value, Job.status.in_(ACTIVE))
+        )
+        or 0
+    )
 
 
 def list_jobs(
@@ -104,8 +123,9 @@ def list_jobs(
     limit: int = 50,
     offset: int = 0,
     kind: JobKind = JobKind.train,
+    tenant: str = DEFAULT_TENANT,
 ) -> tuple[Sequence[Job], int]:
-    filters = [Job.kind == kind.value]
+    filters = [Job.tenant == tenant, Job.kind == kind.value]
     if status:
         filters.append(Job.status == status)
     if algorithm:
@@ -122,23 +142,28 @@ def mark_enqueued(session: Session, *, job_id: str) -> None:
     session.execute(update(Job).where(Job.id == job_id).values(enqueued_at=utcnow()))
 
 
-def request_cancel(session: Session, *, job_id: str) -> Job:
+def request_cancel(session: Session, *, job_id: str, cancelled_by: str | None = None) -> Job:
     """A queued job is cancelled at once (it will never run); a running one is flagged and
-    stops at its next step boundary."""
+    stops at its next step boundary. `cancelled_by` records the API key that asked."""
     job = get_job(session, job_id)
     now = utcnow()
     done = _changed(
         session,
         update(Job)
         .where(Job.id == job_id, Job.status == QUEUED)
-        .values(status=JobStatus.cancelled.value, cancel_requested=True, finished_at=now),
+        .values(
+            status=JobStatus.cancelled.value,
+            cancel_requested=True,
+            cancelled_by=cancelled_by,
+            finished_at=now,
+        ),
     )
     if not done:
         flagged = _changed(
             session,
             update(Job)
             .where(Job.id == job_id, Job.status == RUNNING)
-            .values(cancel_requested=True),
+            .values(cancel_requested=True, cancelled_by=cancelled_by),
         )
         if not flagged:
             session.refresh(job)

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store.db import page
-from store.tables import Job, JobStatus, ModelAlias, ModelVersion, TrainedModelRow
+from store.tables import DEFAULT_TENANT, Job, JobStatus, ModelAlias, ModelVersion, TrainedModelRow
 
 REFERENCE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,127})@(?P<tag>[A-Za-z0-9_-]{1,64})$")
 
@@ -55,9 +55,11 @@ def create_model(
     artifact_uri: str,
     size_bytes: int,
     sha256: str,
+    tenant: str = DEFAULT_TENANT,
 ) -> TrainedModelRow:
     row = TrainedModelRow(
         id=model_id,
+        tenant=tenant,
         job_id=job_id,
         kind=kind,
         algorithm=algorithm,
@@ -98,8 +100,9 @@ def list_models(
     kind: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    tenant: str = DEFAULT_TENANT,
 ) -> tuple[Sequence[TrainedModelRow], int]:
-    filters = []
+    filters = [TrainedModelRow.tenant == tenant]
     if algorithm:
         filters.append(TrainedModelRow.algorithm == algorithm)
     if kind:
@@ -114,33 +117,37 @@ def list_models(
     )
 
 
-def resolve(session: Session, reference: str) -> TrainedModelRow:
-    """The model a reference names (see the module docstring), or `ModelNotFound` /
-    `ModelNotReady` saying why not."""
+def resolve(session: Session, reference: str, *, tenant: str = DEFAULT_TENANT) -> TrainedModelRow:
+    """The tenant's model a reference names (see the module docstring), or `ModelNotFound` /
+    `ModelNotReady` saying why not. Another tenant's model is not found, exactly as a missing
+    one is not."""
     match = REFERENCE.match(reference)
     if match is not None:
-        return _resolve_name(session, match["name"], match["tag"])
-    row = get_model(session, reference)
-    if row is not None:
-        return row
-    row = model_of_job(session, reference)
-    if row is not None:
+        return _resolve_name(session, match["name"], match["tag"], tenant)
+    row = get_model(session, reference) or model_of_job(session, reference)
+    if row is not None and row.tenant == tenant:
         return row
     job = session.get(Job, reference)
-    if job is not None and job.status != JobStatus.succeeded:
+    if job is not None and job.tenant == tenant and job.status != JobStatus.succeeded:
         raise ModelNotReady(job.id, job.status)
-    raise ModelNotFound(f"no model with id {reference!r}")
+    raise ModelNotFound(f"no model with id {shown(reference)}")
 
 
-def _resolve_name(session: Session, name: str, tag: str) -> TrainedModelRow:
+def shown(text: str, limit: int = 64) -> str:
+    """Client input quoted in a message, cut short: an error must not echo 10,000 characters."""
+    return repr(text) if len(text) <= limit else repr(text[:limit] + "...")
+
+
+def _resolve_name(session: Session, name: str, tag: str, tenant: str) -> TrainedModelRow:
     if tag.isdigit():
         version = int(tag)
     else:
-        alias = session.get(ModelAlias, (name, tag))
+        alias = session.get(ModelAlias, (tenant, name, tag))
         if alias is None:
             raise ModelNotFound(f"{name!r} has no alias {tag!r}")
         version = alias.version
-    entry = session.get(ModelVersion, (name, version))
+    # A version past any integer column (name@99999999999999999999) is simply not there.
+    entry = session.get(ModelVersion, (tenant, name, version)) if version < 2**31 else None
     if entry is None:
         raise ModelNotFound(f"{name!r} has no version {version}")
     row = get_model(session, entry.model_id)

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from store.tables import ModelAlias, ModelVersion
+from store.tables import DEFAULT_TENANT, ModelAlias, ModelVersion
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # An alias may not be all digits: `name@3` always means version 3.
@@ -53,7 +53,9 @@ def check_alias(alias: str) -> str:
     return alias
 
 
-def register_version(session: Session, *, name: str, model_id: str) -> ModelVersion:
+def register_version(
+    session: Session, *, name: str, model_id: str, tenant: str = DEFAULT_TENANT
+) -> ModelVersion:
     """Make `model_id` the next version of `name` (version 1 creates the name).
 
     Two registrations racing for the same number: the primary key refuses the loser, which
@@ -61,9 +63,11 @@ def register_version(session: Session, *, name: str, model_id: str) -> ModelVers
     check_name(name)
     for _ in range(5):
         latest = session.scalar(
-            select(func.max(ModelVersion.version)).where(ModelVersion.name == name)
+            select(func.max(ModelVersion.version)).where(
+                ModelVersion.tenant == tenant, ModelVersion.name == name
+            )
         )
-        entry = ModelVersion(name=name, version=(latest or 0) + 1, model_id=model_id)
+        entry = ModelVersion(tenant=tenant, name=name, version=(latest or 0) + 1, model_id=model_id)
         try:
             with session.begin_nested():
                 session.add(entry)
@@ -73,15 +77,17 @@ def register_version(session: Session, *, name: str, model_id: str) -> ModelVers
     raise RuntimeError(f"could not register a version of {name!r}: too much contention")
 
 
-def set_alias(session: Session, *, name: str, alias: str, version: int) -> ModelAlias:
+def set_alias(
+    session: Session, *, name: str, alias: str, version: int, tenant: str = DEFAULT_TENANT
+) -> ModelAlias:
     check_alias(alias)
-    if session.get(ModelVersion, (name, version)) is None:
-        if not versions(session, name=name):
+    if session.get(ModelVersion, (tenant, name, version)) is None:
+        if not versions(session, name=name, tenant=tenant):
             raise NameNotFound(name)
         raise RegistryError(f"{name!r} has no version {version}", field="version")
-    row = session.get(ModelAlias, (name, alias))
+    row = session.get(ModelAlias, (tenant, name, alias))
     if row is None:
-        row = ModelAlias(name=name, alias=alias, version=version)
+        row = ModelAlias(tenant=tenant, name=name, alias=alias, version=version)
         session.add(row)
     else:
         row.version = version
@@ -89,8 +95,8 @@ def set_alias(session: Session, *, name: str, alias: str, version: int) -> Model
     return row
 
 
-def delete_alias(session: Session, *, name: str, alias: str) -> bool:
-    row = session.get(ModelAlias, (name, alias))
+def delete_alias(session: Session, *, name: str, alias: str, tenant: str = DEFAULT_TENANT) -> bool:
+    row = session.get(ModelAlias, (tenant, name, alias))
     if row is None:
         return False
     session.delete(row)
@@ -98,15 +104,21 @@ def delete_alias(session: Session, *, name: str, alias: str) -> bool:
     return True
 
 
-def versions(session: Session, *, name: str) -> Sequence[ModelVersion]:
+def versions(
+    session: Session, *, name: str, tenant: str = DEFAULT_TENANT
+) -> Sequence[ModelVersion]:
     return session.scalars(
-        select(ModelVersion).where(ModelVersion.name == name).order_by(ModelVersion.version)
+        select(ModelVersion)
+        .where(ModelVersion.tenant == tenant, ModelVersion.name == name)
+        .order_by(ModelVersion.version)
     ).all()
 
 
-def aliases(session: Session, *, name: str) -> Sequence[ModelAlias]:
+def aliases(session: Session, *, name: str, tenant: str = DEFAULT_TENANT) -> Sequence[ModelAlias]:
     return session.scalars(
-        select(ModelAlias).where(ModelAlias.name == name).order_by(ModelAlias.alias)
+        select(ModelAlias)
+        .where(ModelAlias.tenant == tenant, ModelAlias.name == name)
+        .order_by(ModelAlias.alias)
     ).all()
 
 
@@ -118,11 +130,13 @@ class NameSummary:
 
 
 def list_names(
-    session: Session, *, limit: int = 50, offset: int = 0
+    session: Session, *, limit: int = 50, offset: int = 0, tenant: str = DEFAULT_TENANT
 ) -> tuple[list[NameSummary], int]:
-    count = session.scalar(select(func.count(func.distinct(ModelVersion.name)))) or 0
+    mine = ModelVersion.tenant == tenant
+    count = session.scalar(select(func.count(func.distinct(ModelVersion.name))).where(mine)) or 0
     rows = session.execute(
         select(ModelVersion.name, func.max(ModelVersion.version), func.count())
+        .where(mine)
         .group_by(ModelVersion.name)
         .order_by(ModelVersion.name)
         .limit(limit)

@@ -117,6 +117,49 @@ class Settings(BaseSettings):
         "is fastest for the small networks here and never oversubscribes a shared machine.",
     )
     log_level: str = Field("INFO", description="Log level of the API and the worker.")
+    auth_required: bool = Field(
+        False,
+        description="Require an API key (`Authorization: Bearer <key>`) on every request but "
+        "/healthz, /readyz and the docs. Off for the embedded `make run` on loopback (one "
+        "open tenant, `default`, no rate limits); on in docker-compose.yml.",
+    )
+    admin_api_key: str | None = Field(
+        None,
+        min_length=16,
+        description="A bootstrap key with the `admin` scope (tenant `admin`): it creates the "
+        "first tenants' keys. Compared in constant time, never stored.",
+    )
+    quota_active_jobs: int = Field(
+        20, ge=0, description="Queued plus running jobs a tenant may have at once; 0: no limit."
+    )
+    quota_storage_bytes: int = Field(
+        10 * 1024**3,
+        ge=0,
+        description="Bytes of models and datasets a tenant may keep; 0: no limit.",
+    )
+    quota_queries_per_minute: int = Field(
+        6000,
+        ge=0,
+        description="Model queries a tenant may make per minute (a token bucket per API "
+        "process, bursts up to a tenth of it); past it, 429 with Retry-After; 0: no limit.",
+    )
+    # The defaults are ml.core.cost.DEFAULT_MAX_JOB_COST and DEFAULT_MAX_STEP_COST, written
+    # out so that reading settings does not import ml (tests/store/test_settings.py).
+    max_job_cost: float = Field(
+        1e15,
+        gt=0,
+        description="Bound on a config's estimated compute (ml.core.cost: about the floating "
+        "point operations of the whole run, about 14 hours of one CPU core); a config past "
+        "it is refused with 422 config_too_expensive. Every default config costs hundreds of "
+        "times less.",
+    )
+    max_step_cost: float = Field(
+        2e10,
+        gt=0,
+        description="Bound on the estimated compute between two stop checks of a run (about "
+        "a second of one CPU core), so a cancel or a stop is never stuck behind one huge "
+        "step; raise it for GPU workers.",
+    )
 
     @property
     def resolved_database_url(self) -> str:

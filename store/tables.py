@@ -73,6 +73,15 @@ class Base(DeclarativeBase):
     pass
 
 
+# Every resource belongs to a tenant. An API that runs open (AUTH_REQUIRED=false) serves
+# callers without a key as this one; keys name their own.
+DEFAULT_TENANT = "default"
+
+
+def tenant_column() -> Mapped[str]:
+    return mapped_column(String(64), index=True, default=DEFAULT_TENANT)
+
+
 class JobKind(StrEnum):
     train = "train"  # a training run: its success makes a model
     query = "query"  # a heavy query on a model, run on the `queries` queue
@@ -82,6 +91,7 @@ class Job(Base):
     __tablename__ = "jobs"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str] = tenant_column()
     kind: Mapped[str] = mapped_column(String(16), index=True, default=JobKind.train)
     name: Mapped[str | None] = mapped_column(String(200))
     algorithm: Mapped[str] = mapped_column(String(64), index=True)
@@ -92,6 +102,9 @@ class Job(Base):
 
     status: Mapped[str] = mapped_column(String(16), index=True, default=JobStatus.queued)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The API keys (ids) that submitted and cancelled the job; none when the API runs open.
+    submitted_by: Mapped[str | None] = mapped_column(String(32))
+    cancelled_by: Mapped[str | None] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)
     # Why a job failed, for programs: "diverged", "invalid_config", "worker_lost", ...
     error_code: Mapped[str | None] = mapped_column(String(64))
@@ -154,6 +167,7 @@ class TrainedModelRow(Base):
     __tablename__ = "models"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str] = tenant_column()
     job_id: Mapped[str | None] = mapped_column(
         String(32), ForeignKey("jobs.id", ondelete="SET NULL"), unique=True
     )
@@ -168,10 +182,11 @@ class TrainedModelRow(Base):
 
 
 class ModelVersion(Base):
-    """Version `version` of the registered name `name` is the model `model_id`."""
+    """Version `version` of the tenant's registered name `name` is the model `model_id`."""
 
     __tablename__ = "model_versions"
 
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True, default=DEFAULT_TENANT)
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     model_id: Mapped[str] = mapped_column(String(32), ForeignKey("models.id"), index=True)
@@ -184,10 +199,13 @@ class ModelAlias(Base):
     __tablename__ = "model_aliases"
     __table_args__ = (
         ForeignKeyConstraint(
-            ["name", "version"], ["model_versions.name", "model_versions.version"]
+            ["tenant", "name", "version"],
+            ["model_versions.tenant", "model_versions.name", "model_versions.version"],
+            name="fk_model_aliases_version",
         ),
     )
 
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True, default=DEFAULT_TENANT)
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
     alias: Mapped[str] = mapped_column(String(64), primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
@@ -198,9 +216,13 @@ class DatasetRow(Base):
     """An uploaded dataset: validated, stored once per content (sha256) in canonical form."""
 
     __tablename__ = "datasets"
-    __table_args__ = (UniqueConstraint("kind", "sha256"),)
+    # Deduplicated per tenant: the same file uploaded by two tenants is two datasets.
+    __table_args__ = (
+        UniqueConstraint("tenant", "kind", "sha256", name="uq_datasets_tenant_kind_sha256"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str] = tenant_column()
     name: Mapped[str | None] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(32), index=True)
     sha256: Mapped[str] = mapped_column(String(64))  # of the uploaded file
@@ -231,8 +253,42 @@ class IdempotencyKey(Base):
 
     __tablename__ = "idempotency_keys"
 
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True, default=DEFAULT_TENANT)
     scope: Mapped[str] = mapped_column(String(32), primary_key=True)  # "jobs", "datasets"
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     resource_id: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class ApiKey(Base):
+    """An API key: `Authorization: Bearer <key>`. Only its SHA-256 is stored, and its prefix
+    (`crk_` and 8 characters) in clear, to find it and to tell keys apart in lists. A key's
+    secret has 256 bits of entropy, so a plain hash is as good as a slow one here."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    created_by: Mapped[str | None] = mapped_column(String(32))  # a key id, or "admin"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class TenantQuota(Base):
+    """An admin's per-tenant quota values; a missing row or a null column means the
+    deployment's default (the QUOTA_* settings)."""
+
+    __tablename__ = "tenant_quotas"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    active_jobs: Mapped[int | None] = mapped_column(Integer)
+    storage_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    queries_per_minute: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

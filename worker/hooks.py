@@ -56,6 +56,13 @@ def outage_summary(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first[0] if first else ''}"
 
 
+def internal_failure(job_id: str, attempt: int) -> str:
+    """What a job shows for a failure that is not the client's to fix (a bug, a resource
+    error, an artifact store that failed us): never the exception's text, which can name
+    paths, hosts and library internals, but the reference the worker's log lines carry."""
+    return f"an internal error (reference {job_id}/{attempt}); the worker's log has the details"
+
+
 def is_db_outage(exc: BaseException) -> bool:
     """An error that says the database could not be reached (`store.db.database_unreachable`),
     or that this worker already gave up waiting for it."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from ml.core.errors import MLError
+from ml.core.errors import ArtifactError, MLError
 from ml.core.model import TrainedModel
 from ml.queries import get_query
 from store import jobs, models
@@ -25,7 +25,7 @@ from store.artifacts import ArtifactStore
 from store.db import session_scope
 from store.settings import Settings
 from store.tables import Job, JobStatus, utcnow
-from worker.hooks import JobHooks, is_db_outage, patiently
+from worker.hooks import JobHooks, internal_failure, is_db_outage, patiently
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ def run_query(
 ) -> str:
     """Answer the query job's request and store the result; errors are recorded, not raised."""
     spec = job.config  # {"model_id", "query", "request", "media_type"}
+    reference = f"{job.id}/{job.attempt}"
 
     def model_uri() -> str | None:
         with session_scope(factory) as session:
@@ -79,14 +80,20 @@ def run_query(
             body = query.render(query.answer(model, spec["request"]), spec["media_type"])
             # a key per attempt: a stale attempt that deletes its result keeps the owner's
             result_uri = artifacts.put(f"query-results/{job.id}/{job.attempt}", body)
+    except ArtifactError as exc:  # the store's words name paths and hosts: for the log only
+        log.error("query job %s failed (reference %s): %s", job.id, reference, exc.message)
+        failure = internal_failure(job.id, job.attempt)
+        return _end(factory, job, hooks, JobStatus.failed, error=failure, error_code=exc.code)
     except MLError as exc:
         return _end(factory, job, hooks, JobStatus.failed, error=exc.message, error_code=exc.code)
     except Exception as exc:
         if is_db_outage(exc):  # not the query's fault: its lease expires and it runs again
             raise
-        log.exception("query job %s failed", job.id)  # a bug: record it, keep the worker alive
+        # A bug: the traceback is for the log, never for the client; keep the worker alive.
+        log.exception("query job %s failed (reference %s)", job.id, reference)
+        failure = internal_failure(job.id, job.attempt)
         return _end(
-            factory, job, hooks, JobStatus.failed, error=str(exc), error_code="internal_error"
+            factory, job, hooks, JobStatus.failed, error=failure, error_code="internal_error"
         )
     expires = utcnow() + timedelta(seconds=settings.query_result_ttl_seconds)
     try:

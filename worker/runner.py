@@ -22,7 +22,6 @@ import logging
 import os
 import socket
 import time
-import traceback
 from functools import partial
 from typing import Any
 
@@ -43,6 +42,7 @@ from worker.hooks import (
     SHUTDOWN,
     DatabaseUnavailable,
     JobHooks,
+    internal_failure,
     is_db_outage,
     outage_summary,
     patiently,
@@ -140,19 +140,24 @@ def _train(
             uri = artifacts.put(f"models/{model_id}.pt", data)
     except TrainingStopped as stop:
         return _stopped(factory, hooks, job, stop.step, settings)
-    except (TrainingAborted, MLError) as exc:  # the run cannot succeed; say why
+    except ArtifactError as exc:  # the store's words name paths and hosts: for the log only
+        log.error("job %s failed (reference %s/%d): %s", job_id, job_id, attempt, exc.message)
+        failure = f"the run failed with {internal_failure(job_id, attempt)}"
+        return _finish(factory, job, JobStatus.failed, wait, error=failure, error_code=exc.code)
+    except (TrainingAborted, MLError) as exc:  # the run cannot succeed; say why (our words)
         return _finish(factory, job, JobStatus.failed, wait, error=exc.message, error_code=exc.code)
     except Exception as exc:
         if is_db_outage(exc):  # not the job's fault: its lease expires and it resumes
             log.error("job %s attempt %d: left to its lease: %s", job_id, attempt, exc)
             raise
-        log.exception("job %s failed", job_id)  # a bug or a resource error: record it
+        # A bug or a resource error: the traceback is for the log, never for the job's page.
+        log.exception("job %s failed (reference %s/%d)", job_id, job_id, attempt)
         return _finish(
             factory,
             job,
             JobStatus.failed,
             wait,
-            error=f"internal error: {describe(exc)}",
+            error=f"the run failed with {internal_failure(job_id, attempt)}",
             error_code="internal_error",
         )
     try:
@@ -203,10 +208,6 @@ def _fit(
         return run(resume=None)
 
 
-def describe(exc: BaseException) -> str:
-    return traceback.format_exception_only(type(exc), exc)[-1].strip()
-
-
 def _datasets(factory: Factory, artifacts: ArtifactStore, job_id: str) -> dict[str, Dataset]:
     """The uploaded datasets the job's config names, validated arrays by id."""
     with session_scope(factory) as session:
@@ -237,6 +238,7 @@ def _succeed(
             models.create_model(
                 session,
                 model_id=model_id,
+                tenant=job.tenant,
                 job_id=job.id,
                 kind=model.kind,
                 algorithm=job.algorithm,
@@ -246,14 +248,17 @@ def _succeed(
                 sha256=hashlib.sha256(data).hexdigest(),
             )
             if job.register_as:
-                _register(session, job.register_as, model_id)
+                _register(session, job.register_as, model_id, job.tenant)
     return done, checkpoint
 
 
-def _register(session: Session, spec: dict[str, Any], model_id: str) -> None:
-    entry = registry.register_version(session, name=spec["name"], model_id=model_id)
+def _register(session: Session, spec: dict[str, Any], model_id: str, tenant: str) -> None:
+    """Register the model under the tenant's name (names are per tenant)."""
+    entry = registry.register_version(session, name=spec["name"], model_id=model_id, tenant=tenant)
     for alias in spec.get("aliases", []):
-        registry.set_alias(session, name=entry.name, alias=alias, version=entry.version)
+        registry.set_alias(
+            session, name=entry.name, alias=alias, version=entry.version, tenant=tenant
+        )
 
 
 def _pass_on(factory: Factory, job_id: str, settings: Settings) -> str:

@@ -8,11 +8,14 @@ from typing import Any
 from fastapi import APIRouter
 
 import ml
+from api.auth import AnyCaller
 from api.errors import ApiError
 from api.schemas import AlgorithmPublic, AlgorithmsPublic, QueryPublic
+from api.strict_input import StrictRoute
 from ml.queries import QUERIES, Query
+from store.models import shown
 
-router = APIRouter(prefix="/v1/algorithms", tags=["algorithms"])
+router = APIRouter(prefix="/v1/algorithms", tags=["algorithms"], route_class=StrictRoute)
 
 
 def describe_query(query: Query[Any, Any]) -> QueryPublic:
@@ -43,13 +46,13 @@ def describe(algorithm: ml.Algorithm[Any]) -> AlgorithmPublic:
 
 
 @router.get("", summary="List the algorithms", operation_id="list_algorithms")
-def list_algorithms() -> AlgorithmsPublic:
+def list_algorithms(_: AnyCaller) -> AlgorithmsPublic:
     data = [describe(a) for a in ml.ALGORITHMS.values()]
     return AlgorithmsPublic(data=data, count=len(data))
 
 
 @router.get("/{name}", summary="Describe an algorithm", operation_id="get_algorithm")
-def get_algorithm(name: str) -> AlgorithmPublic:
+def get_algorithm(name: str, _: AnyCaller) -> AlgorithmPublic:
     if name not in ml.ALGORITHMS:
-        raise ApiError(404, "unknown_algorithm", f"no algorithm named {name!r}")
+        raise ApiError(404, "unknown_algorithm", f"no algorithm named {shown(name)}")
     return describe(ml.ALGORITHMS[name])

@@ -17,16 +17,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import ml
+from api.auth import ReadCaller, TrainCaller
 from api.deps import ArtifactsDep, IdempotencyKeyHeader, SessionDep, SettingsDep
 from api.errors import ApiError
+from api.limits import check_storage
 from api.schemas import DatasetPublic, DatasetsPublic
+from api.strict_input import StrictRoute
 from api.uploads import read_upload
 from ml.core.errors import DatasetError
 from ml.data import DATASET_KINDS, describe_kind, parse_upload, to_npz
 from store import datasets, idempotency
+from store.models import shown
 from store.tables import DatasetRow
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], route_class=StrictRoute)
 
 BUILTIN_PREFIX = "builtin:"
 
@@ -90,11 +94,15 @@ def to_public(session: Session, row: DatasetRow, *, used_by: bool = False) -> Da
     )
 
 
-def dataset_or_404(session: Session, dataset_id: str) -> DatasetRow:
-    row = datasets.get_dataset(session, dataset_id)
+def dataset_or_404(session: Session, dataset_id: str, tenant: str) -> DatasetRow:
+    row = datasets.get_dataset(session, dataset_id, tenant=tenant)
     if row is None:
-        raise ApiError(404, "dataset_not_found", f"no dataset with id {dataset_id!r}", field="id")
+        raise dataset_not_found(dataset_id)
     return row
+
+
+def dataset_not_found(dataset_id: str) -> ApiError:
+    return ApiError(404, "dataset_not_found", f"no dataset with id {shown(dataset_id)}", field="id")
 
 
 @router.post(
@@ -112,18 +120,19 @@ def dataset_or_404(session: Session, dataset_id: str) -> DatasetRow:
 def upload_dataset(
     file: Annotated[UploadFile, File(description="The data file.")],
     kind: Annotated[str, Form(description="samples, transitions, trajectories or mdp.")],
+    caller: TrainCaller,
     session: SessionDep,
     artifacts: ArtifactsDep,
     settings: SettingsDep,
     response: Response,
-    name: Annotated[str | None, Form(max_length=200)] = None,
+    name: Annotated[str | None, Form(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")] = None,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> DatasetPublic:
     if kind not in DATASET_KINDS:
         raise ApiError(
             422,
             "unknown_dataset_kind",
-            f"unknown dataset kind {kind!r}; choose from {', '.join(DATASET_KINDS)}",
+            f"unknown dataset kind {shown(kind)}; choose from {', '.join(DATASET_KINDS)}",
             field="kind",
         )
     data = read_upload(file, settings.max_upload_bytes)
@@ -132,7 +141,11 @@ def upload_dataset(
     if idempotency_key is not None:
         try:
             replay = idempotency.find(
-                session, scope="datasets", key=idempotency_key, digest=request
+                session,
+                scope="datasets",
+                key=idempotency_key,
+                digest=request,
+                tenant=caller.tenant,
             )
         except idempotency.KeyReused as exc:
             raise ApiError(
@@ -141,8 +154,9 @@ def upload_dataset(
         if replay is not None:
             response.status_code = 200
             response.headers["Idempotent-Replayed"] = "true"
-            return to_public(session, dataset_or_404(session, replay.resource_id), used_by=True)
-    existing = datasets.find_by_digest(session, kind=kind, sha256=digest)
+            row = dataset_or_404(session, replay.resource_id, caller.tenant)
+            return to_public(session, row, used_by=True)
+    existing = datasets.find_by_digest(session, kind=kind, sha256=digest, tenant=caller.tenant)
     if existing is not None:
         response.status_code = 200
         return to_public(session, existing, used_by=True)
@@ -150,12 +164,14 @@ def upload_dataset(
         dataset = parse_upload(kind, data, max_bytes=settings.max_upload_bytes)
     except DatasetError as exc:
         raise ApiError(422, exc.code, exc.message, field=exc.field or "file") from None
+    check_storage(session, caller, settings, adding=len(data))
     dataset_id = datasets.new_dataset_id()
     uri = artifacts.put(f"datasets/{dataset_id}.npz", to_npz(dataset))
     try:
         row = datasets.create_dataset(
             session,
             dataset_id=dataset_id,
+            tenant=caller.tenant,
             name=name,
             kind=kind,
             sha256=digest,
@@ -166,13 +182,18 @@ def upload_dataset(
         )
         if idempotency_key is not None:
             idempotency.remember(
-                session, scope="datasets", key=idempotency_key, digest=request, resource_id=row.id
+                session,
+                scope="datasets",
+                key=idempotency_key,
+                digest=request,
+                resource_id=row.id,
+                tenant=caller.tenant,
             )
         session.commit()
     except IntegrityError:  # the same content, uploaded at the same moment, won the race
         session.rollback()
         artifacts.delete(uri)
-        existing = datasets.find_by_digest(session, kind=kind, sha256=digest)
+        existing = datasets.find_by_digest(session, kind=kind, sha256=digest, tenant=caller.tenant)
         if existing is None:
             raise
         response.status_code = 200
@@ -183,12 +204,13 @@ def upload_dataset(
 
 @router.get("", summary="List datasets, built-in and uploaded", operation_id="list_datasets")
 def list_datasets(
+    caller: ReadCaller,
     session: SessionDep,
     kind: Annotated[str | None, Query(max_length=32)] = None,
     name: Annotated[str | None, Query(max_length=200)] = None,
     builtin: Annotated[bool, Query(description="Include built-in datasets.")] = True,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> DatasetsPublic:
     builtins = [
         d
@@ -202,6 +224,7 @@ def list_datasets(
         name=name,
         limit=limit - len(first) or 1,
         offset=max(0, offset - len(builtins)),
+        tenant=caller.tenant,
     )
     uploaded = [to_public(session, r) for r in rows][: limit - len(first)]
     return DatasetsPublic(
@@ -210,12 +233,12 @@ def list_datasets(
 
 
 @router.get("/{dataset_id}", summary="Describe a dataset", operation_id="get_dataset")
-def get_dataset(dataset_id: str, session: SessionDep) -> DatasetPublic:
+def get_dataset(dataset_id: str, caller: ReadCaller, session: SessionDep) -> DatasetPublic:
     if dataset_id.startswith(BUILTIN_PREFIX):
         for entry in builtin_datasets():
             if entry.id == dataset_id:
                 return entry
-    return to_public(session, dataset_or_404(session, dataset_id), used_by=True)
+    return to_public(session, dataset_or_404(session, dataset_id, caller.tenant), used_by=True)
 
 
 @router.delete(
@@ -225,15 +248,18 @@ def get_dataset(dataset_id: str, session: SessionDep) -> DatasetPublic:
     operation_id="delete_dataset",
     description="409 while a queued or running job uses it.",
 )
-def delete_dataset(dataset_id: str, session: SessionDep, artifacts: ArtifactsDep) -> Response:
+def delete_dataset(
+    dataset_id: str, caller: TrainCaller, session: SessionDep, artifacts: ArtifactsDep
+) -> Response:
     if dataset_id.startswith(BUILTIN_PREFIX):
         raise ApiError(409, "builtin_dataset", "built-in datasets cannot be deleted", field="id")
+    dataset_or_404(session, dataset_id, caller.tenant)
     try:
         row = datasets.delete_dataset(session, dataset_id=dataset_id)
     except datasets.DatasetInUse as exc:
         raise ApiError(409, "dataset_in_use", str(exc), field="id") from None
     if row is None:
-        raise ApiError(404, "dataset_not_found", f"no dataset with id {dataset_id!r}", field="id")
+        raise dataset_not_found(dataset_id)
     session.commit()
     artifacts.delete(row.artifact_uri)
     return Response(status_code=204)

@@ -27,10 +27,11 @@ from sqlalchemy.pool import NullPool
 
 from api.deps import SettingsDep
 from api.errors import error_body
+from api.strict_input import StrictRoute
 from store.artifacts import ArtifactStore, ArtifactUnavailable, LocalArtifactStore
 from store.db import session_factory, session_scope
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=StrictRoute)
 log = logging.getLogger(__name__)
 
 CHECK_SECONDS = 2.0  # each check's time; a check still running then is reported `timeout`

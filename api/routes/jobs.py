@@ -11,15 +11,18 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import IntegrityError
 
 import ml
+from api.auth import Caller, ReadCaller, TrainCaller
 from api.deps import IdempotencyKeyHeader, ModelCacheDep, SessionDep, SettingsDep
 from api.errors import ApiError, from_validation
+from api.limits import check_submission
 from api.schemas import JobCreate, JobPublic, JobsPublic, MetricSeries, MetricsPublic, Progress
+from api.strict_input import StrictRoute, validate_strictly
 from ml.data import UploadedDataset
 from store import datasets, idempotency, jobs, models, registry
-from store.tables import Job, JobKind, JobStatus
+from store.tables import DatasetRow, Job, JobKind, JobStatus
 from worker.enqueue import send
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=StrictRoute)
 log = logging.getLogger(__name__)
 
 
@@ -42,13 +45,14 @@ def to_public(job: Job, model_id: str | None) -> JobPublic:
     return JobPublic(**columns, progress=progress, links=links, model_id=model_id)
 
 
-def load_job(session: SessionDep, job_id: str) -> Job:
+def load_job(session: SessionDep, job_id: str, caller: Caller) -> Job:
+    """The caller's tenant's training job, or 404 (another tenant's job is not found either)."""
     try:
-        job = jobs.get_job(session, job_id)
+        job = jobs.get_job(session, job_id, tenant=caller.tenant)
     except jobs.JobNotFound:
         job = None
     if job is None or job.kind != JobKind.train:
-        raise ApiError(404, "job_not_found", f"no job with id {job_id!r}", field="id")
+        raise ApiError(404, "job_not_found", f"no job with id {models.shown(job_id)}", field="id")
     return job
 
 
@@ -69,18 +73,18 @@ def uploaded_datasets(config: BaseModel) -> list[UploadedDataset]:
 
 
 def check_datasets(
-    session: SessionDep, algorithm: ml.Algorithm[Any], config: BaseModel
-) -> list[str]:
-    """Ids of the uploaded datasets the config names, each checked to exist and to be of a
-    kind the algorithm accepts."""
-    ids = []
+    session: SessionDep, algorithm: ml.Algorithm[Any], config: BaseModel, tenant: str
+) -> list[DatasetRow]:
+    """The uploaded datasets the config names, each checked to be the tenant's and of a kind
+    the algorithm accepts."""
+    found = []
     for ref in uploaded_datasets(config):
-        row = datasets.get_dataset(session, ref.id)
+        row = datasets.get_dataset(session, ref.id, tenant=tenant)
         if row is None:
             raise ApiError(
                 422,
                 "dataset_not_found",
-                f"no dataset with id {ref.id!r}",
+                f"no dataset with id {models.shown(ref.id)}",
                 field="config.dataset.id",
             )
         if row.kind not in algorithm.dataset_kinds:
@@ -91,8 +95,8 @@ def check_datasets(
                 f"dataset {ref.id} is a {row.kind} dataset; {algorithm.name} takes {accepted}",
                 field="config.dataset.id",
             )
-        ids.append(row.id)
-    return ids
+        found.append(row)
+    return found
 
 
 def check_register(body: JobCreate) -> dict[str, Any] | None:
@@ -119,7 +123,7 @@ class Spec:
     dataset_ids: list[str]
 
 
-def check_spec(session: SessionDep, body: JobCreate) -> Spec:
+def check_spec(session: SessionDep, body: JobCreate, tenant: str, settings: SettingsDep) -> Spec:
     """The submission validated, or the 422 that names what is wrong."""
     if body.algorithm not in ml.ALGORITHMS:
         known = ", ".join(sorted(ml.ALGORITHMS))
@@ -131,26 +135,41 @@ def check_spec(session: SessionDep, body: JobCreate) -> Spec:
         )
     algorithm = ml.ALGORITHMS[body.algorithm]
     try:
-        config = algorithm.config.model_validate(body.config)
+        config = validate_strictly(algorithm.config, body.config)
     except ValidationError as exc:
         raise from_validation(list(exc.errors()), prefix="config") from None
     except ml.ConfigError as exc:
-        field = f"config.{exc.field}" if exc.field else "config"
-        raise ApiError(422, exc.code, exc.message, field=field) from None
+        raise config_error(exc) from None
+    rows = check_datasets(session, algorithm, config, tenant)
+    try:  # one request cannot buy unbounded compute
+        ml.check_cost(
+            algorithm,
+            config,
+            max_cost=settings.max_job_cost,
+            max_step_cost=settings.max_step_cost,
+            datasets={row.id: row.summary for row in rows},
+        )
+    except ml.ConfigError as exc:
+        raise config_error(exc) from None
     return Spec(
         algorithm=algorithm,
         config=config.model_dump(mode="json"),
         register_as=check_register(body),
-        dataset_ids=check_datasets(session, algorithm, config),
+        dataset_ids=[row.id for row in rows],
     )
 
 
-def replayed(session: SessionDep, key: str | None, digest: str) -> Job | None:
-    """The job an earlier request with this Idempotency-Key created, if any."""
+def config_error(exc: ml.ConfigError) -> ApiError:
+    field = f"config.{exc.field}" if exc.field else "config"
+    return ApiError(422, exc.code, exc.message, field=field)
+
+
+def replayed(session: SessionDep, key: str | None, digest: str, tenant: str) -> Job | None:
+    """The job an earlier request of the tenant's with this Idempotency-Key created, if any."""
     if key is None:
         return None
     try:
-        replay = idempotency.find(session, scope="jobs", key=key, digest=digest)
+        replay = idempotency.find(session, scope="jobs", key=key, digest=digest, tenant=tenant)
     except idempotency.KeyReused as exc:
         raise ApiError(409, "idempotency_key_reused", str(exc), field="Idempotency-Key") from None
     return jobs.get_job(session, replay.resource_id) if replay is not None else None
@@ -178,20 +197,22 @@ def enqueue_after_commit(session: SessionDep, job: Job, settings: SettingsDep) -
 )
 def create_job(
     body: JobCreate,
+    caller: TrainCaller,
     session: SessionDep,
     settings: SettingsDep,
     response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JobPublic:
-    spec = check_spec(session, body)
+    spec = check_spec(session, body, caller.tenant, settings)
     digest = idempotency.request_hash(body.model_dump(mode="json"))
-    job = replayed(session, idempotency_key, digest)
+    job = replayed(session, idempotency_key, digest, caller.tenant)
     if job is None:
+        check_submission(session, caller, settings)
         try:
-            job = store_job(session, body, spec, idempotency_key, digest)
+            job = store_job(session, body, spec, idempotency_key, digest, caller)
         except IntegrityError:  # a twin request with the same key won the race
             session.rollback()
-            job = replayed(session, idempotency_key, digest)
+            job = replayed(session, idempotency_key, digest, caller.tenant)
             if job is None:
                 raise
         else:
@@ -204,11 +225,18 @@ def create_job(
 
 
 def store_job(
-    session: SessionDep, body: JobCreate, spec: Spec, key: str | None, digest: str
+    session: SessionDep,
+    body: JobCreate,
+    spec: Spec,
+    key: str | None,
+    digest: str,
+    caller: Caller,
 ) -> Job:
     """Create the job, its dataset links and its idempotency record in one transaction."""
     job = jobs.create_job(
         session,
+        tenant=caller.tenant,
+        submitted_by=caller.key_id,
         algorithm=spec.algorithm.name,
         config=spec.config,
         seed=body.seed,
@@ -220,18 +248,26 @@ def store_job(
     )
     datasets.link_jobs(session, job_id=job.id, dataset_ids=spec.dataset_ids)
     if key is not None:
-        idempotency.remember(session, scope="jobs", key=key, digest=digest, resource_id=job.id)
+        idempotency.remember(
+            session,
+            scope="jobs",
+            key=key,
+            digest=digest,
+            resource_id=job.id,
+            tenant=caller.tenant,
+        )
     session.commit()  # the worker must find the row before it gets the message
     return job
 
 
 @router.get("", summary="List training jobs", operation_id="list_jobs")
 def list_jobs(
+    caller: ReadCaller,
     session: SessionDep,
     status: Annotated[JobStatus | None, Query()] = None,
     algorithm: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> JobsPublic:
     rows, count = jobs.list_jobs(
         session,
@@ -239,6 +275,7 @@ def list_jobs(
         algorithm=algorithm,
         limit=limit,
         offset=offset,
+        tenant=caller.tenant,
     )
     model_ids = models.model_ids_of_jobs(session, [j.id for j in rows])
     data = [to_public(j, model_ids.get(j.id)) for j in rows]
@@ -246,8 +283,10 @@ def list_jobs(
 
 
 @router.get("/{job_id}", summary="Describe a job", operation_id="get_job")
-def get_job(job_id: str, session: SessionDep, cache: ModelCacheDep) -> JobPublic:
-    job = load_job(session, job_id)
+def get_job(
+    job_id: str, caller: ReadCaller, session: SessionDep, cache: ModelCacheDep
+) -> JobPublic:
+    job = load_job(session, job_id, caller)
     row = models.model_of_job(session, job.id)
     if row is not None:
         cache.warm(row.id, row.artifact_uri)  # the client's next call is likely a query
@@ -255,10 +294,10 @@ def get_job(job_id: str, session: SessionDep, cache: ModelCacheDep) -> JobPublic
 
 
 @router.post("/{job_id}/cancel", status_code=202, summary="Cancel a job", operation_id="cancel_job")
-def cancel_job(job_id: str, session: SessionDep) -> JobPublic:
-    load_job(session, job_id)
+def cancel_job(job_id: str, caller: TrainCaller, session: SessionDep) -> JobPublic:
+    load_job(session, job_id, caller)
     try:
-        job = jobs.request_cancel(session, job_id=job_id)
+        job = jobs.request_cancel(session, job_id=job_id, cancelled_by=caller.key_id)
     except jobs.InvalidTransition as exc:
         raise ApiError(409, "job_finished", str(exc)) from None
     session.commit()
@@ -268,10 +307,13 @@ def cancel_job(job_id: str, session: SessionDep) -> JobPublic:
 @router.get("/{job_id}/metrics", summary="A job's metric series", operation_id="get_job_metrics")
 def get_metrics(
     job_id: str,
+    caller: ReadCaller,
     session: SessionDep,
-    name: Annotated[list[str] | None, Query(description="Only these metric names.")] = None,
+    name: Annotated[
+        list[str] | None, Query(max_length=100, description="Only these metric names.")
+    ] = None,
 ) -> MetricsPublic:
-    load_job(session, job_id)
+    load_job(session, job_id, caller)
     series = jobs.metric_series(session, job_id=job_id, names=name)
     return MetricsPublic(
         job_id=job_id,

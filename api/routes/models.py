@@ -13,18 +13,22 @@ from fastapi import APIRouter, File, Query, Response, UploadFile
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.deps import ArtifactsDep, ResolvedModelDep, SessionDep, SettingsDep, resolve_model
+from api.auth import ReadCaller, TrainCaller
+from api.deps import ArtifactsDep, SessionDep, SettingsDep
 from api.errors import ApiError
+from api.limits import check_storage
+from api.references import ModelReference, ResolvedModelDep, resolve_model
 from api.schemas import ModelPublic, ModelsPublic, RegisteredAs
+from api.strict_input import StrictRoute
 from api.uploads import read_upload
 from ml.core.errors import ArtifactError
-from ml.core.model import load_bytes
+from ml.core.model import import_bytes
 from ml.queries import queries_for_kind
 from store import jobs, models
 from store.artifacts import ArtifactMissing
 from store.tables import ModelAlias, ModelVersion, TrainedModelRow
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(prefix="/v1/models", tags=["models"], route_class=StrictRoute)
 
 MODEL_FILE = "application/octet-stream"
 
@@ -35,7 +39,9 @@ def registered_as(session: Session, model_id: str) -> list[RegisteredAs]:
     for entry in entries:
         aliases = session.scalars(
             select(ModelAlias.alias).where(
-                ModelAlias.name == entry.name, ModelAlias.version == entry.version
+                ModelAlias.tenant == entry.tenant,
+                ModelAlias.name == entry.name,
+                ModelAlias.version == entry.version,
             )
         )
         found.append(RegisteredAs(name=entry.name, version=entry.version, aliases=list(aliases)))
@@ -69,14 +75,15 @@ def to_public(session: Session, row: TrainedModelRow) -> ModelPublic:
 
 @router.get("", summary="List models", operation_id="list_models")
 def list_models(
+    caller: ReadCaller,
     session: SessionDep,
     algorithm: Annotated[str | None, Query(max_length=64)] = None,
     kind: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> ModelsPublic:
     rows, count = models.list_models(
-        session, algorithm=algorithm, kind=kind, limit=limit, offset=offset
+        session, algorithm=algorithm, kind=kind, limit=limit, offset=offset, tenant=caller.tenant
     )
     data = [to_public(session, r) for r in rows]
     return ModelsPublic(data=data, count=count, limit=limit, offset=offset)
@@ -93,6 +100,7 @@ def list_models(
 )
 def import_model(
     file: Annotated[UploadFile, File(description="A Crucible model file (.pt).")],
+    caller: TrainCaller,
     session: SessionDep,
     artifacts: ArtifactsDep,
     settings: SettingsDep,
@@ -100,14 +108,18 @@ def import_model(
 ) -> ModelPublic:
     data = read_upload(file, settings.max_upload_bytes)
     try:
-        model = load_bytes(data, name=file.filename or "model file")
+        model = import_bytes(
+            data, name=models.shown(file.filename) if file.filename else "the file"
+        )
     except ArtifactError as exc:
         raise ApiError(422, "invalid_model_file", exc.message, field="file") from None
+    check_storage(session, caller, settings, adding=len(data))
     model_id = models.new_model_id()
     uri = artifacts.put(f"models/{model_id}.pt", data)
     row = models.create_model(
         session,
         model_id=model_id,
+        tenant=caller.tenant,
         job_id=None,
         kind=model.kind,
         algorithm=str(model.metadata.get("algorithm", model.kind)),
@@ -122,8 +134,8 @@ def import_model(
 
 
 @router.get("/{model}", summary="Describe a model", operation_id="get_model")
-def get_model(model: str, session: SessionDep) -> ModelPublic:
-    return to_public(session, resolve_model(session, model))
+def get_model(model: ModelReference, caller: ReadCaller, session: SessionDep) -> ModelPublic:
+    return to_public(session, resolve_model(session, model, caller.tenant))
 
 
 @router.get(
@@ -133,7 +145,7 @@ def get_model(model: str, session: SessionDep) -> ModelPublic:
     response_class=Response,
     responses={200: {"content": {MODEL_FILE: {}}, "description": "The model file."}},
 )
-def download_model(row: ResolvedModelDep, artifacts: ArtifactsDep) -> Response:
+def download_model(_: ReadCaller, row: ResolvedModelDep, artifacts: ArtifactsDep) -> Response:
     try:
         data = artifacts.get(row.artifact_uri)
     except ArtifactMissing:

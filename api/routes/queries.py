@@ -13,17 +13,22 @@ annotations, which name each query's request class.)
 
 import hashlib
 import json
+import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response, Security
 from fastapi.openapi.models import Example
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from api.deps import ArtifactsDep, ModelCacheDep, ResolvedModelDep, SessionDep, SettingsDep
+from api.auth import Caller, Scope, authorize
+from api.deps import ArtifactsDep, ModelCacheDep, SessionDep, SettingsDep
 from api.errors import ApiError, error_body
+from api.limits import QueryCaller
 from api.model_cache import ModelCache
+from api.references import ResolvedModelDep
 from api.schemas import QueryResultPending
+from api.strict_input import StrictRoute
 from ml.core.errors import ArtifactError
 from ml.core.model import TrainedModel
 from ml.queries import FORMATS, JSON, QUERIES, queries_for_kind
@@ -31,9 +36,12 @@ from ml.queries import Query as DeclaredQuery
 from store import jobs
 from store.artifacts import ArtifactMissing
 from store.db import session_factory, session_scope
+from store.models import shown
 from store.settings import Settings
 from store.tables import Job, JobKind, JobStatus, TrainedModelRow
 from worker.enqueue import QUERY_QUEUE, send
+
+log = logging.getLogger(__name__)
 
 Format = Annotated[
     str | None,
@@ -98,7 +106,13 @@ def load(cache: ModelCache, row: TrainedModelRow) -> TrainedModel:
     try:
         model: TrainedModel = cache.get(row.id, row.artifact_uri)
     except ArtifactError as exc:  # the file is gone or damaged: our problem, not the client's
-        raise ApiError(503, "model_unavailable", f"model {row.id}: {exc.message}") from None
+        log.warning("model %s cannot be loaded: %s", row.id, exc.message)  # paths: log only
+        raise ApiError(
+            503,
+            "model_unavailable",
+            f"model {row.id} cannot be loaded right now (its file is missing or unreadable); "
+            "the server's log has the details",
+        ) from None
     return model
 
 
@@ -155,6 +169,7 @@ def _submit_heavy(
             seed=0,
             queue=QUERY_QUEUE,
             cache_key=key,
+            tenant=row.tenant,
         )
         session.commit()
         send(session, job.id, QUERY_QUEUE, settings)
@@ -201,6 +216,14 @@ def responses(query: DeclaredQuery[Any, Any]) -> dict[int | str, dict[str, Any]]
     }
 
 
+def default_request(query: DeclaredQuery[Any, Any]) -> Any:
+    if query.takes_input:
+        raise ApiError(
+            422, "body_required", f"{query.name} needs a JSON body; see its schema", field="body"
+        )
+    return query.request()
+
+
 def add_query_routes(router: APIRouter, query: DeclaredQuery[Any, Any]) -> None:
     operation = query.name.replace("-", "_")
     examples: dict[str, Example] = {
@@ -208,6 +231,7 @@ def add_query_routes(router: APIRouter, query: DeclaredQuery[Any, Any]) -> None:
     }
 
     def post(
+        _: QueryCaller,
         row: ResolvedModelDep,
         http: Request,
         cache: ModelCacheDep,
@@ -215,6 +239,8 @@ def add_query_routes(router: APIRouter, query: DeclaredQuery[Any, Any]) -> None:
         format: Format = None,
         body: Any = None,
     ) -> Response:
+        if body is None:  # no body: the defaults, when the query needs no input
+            body = default_request(query)
         return answer(query, body, row, http, format, cache, settings)
 
     post.__annotations__["body"] = Annotated[query.request, Body(openapi_examples=examples or None)]
@@ -233,6 +259,7 @@ def add_query_routes(router: APIRouter, query: DeclaredQuery[Any, Any]) -> None:
         return
 
     def get(
+        _: QueryCaller,
         row: ResolvedModelDep,
         http: Request,
         cache: ModelCacheDep,
@@ -256,7 +283,7 @@ def add_query_routes(router: APIRouter, query: DeclaredQuery[Any, Any]) -> None:
 
 def router_for_queries() -> APIRouter:
     """Routes for every query declared when the app is built."""
-    router = APIRouter()
+    router = APIRouter(route_class=StrictRoute)
     for query in QUERIES.values():
         add_query_routes(router, query)
     router.add_api_route(
@@ -272,10 +299,17 @@ def router_for_queries() -> APIRouter:
     return router
 
 
-def query_result(result_id: str, session: SessionDep, artifacts: ArtifactsDep) -> Response:
+def query_result(
+    result_id: str,
+    caller: Annotated[Caller, Security(authorize, scopes=[Scope.query])],  # polls: no rate
+    session: SessionDep,
+    artifacts: ArtifactsDep,
+) -> Response:
     job = session.get(Job, result_id)
-    if job is None or job.kind != JobKind.query:
-        raise ApiError(404, "query_result_not_found", f"no query result {result_id!r}", field="id")
+    if job is None or job.kind != JobKind.query or job.tenant != caller.tenant:
+        raise ApiError(
+            404, "query_result_not_found", f"no query result {shown(result_id)}", field="id"
+        )
     spec = job.config
     if job.status in (JobStatus.queued, JobStatus.running):
         return pending(job.id, job.status, spec["query"], spec["model_id"])
@@ -291,7 +325,3 @@ def query_result(result_id: str, session: SessionDep, artifacts: ArtifactsDep) -
         error_body("query_failed", f"the query failed: {job.error or job.status}"),
         status_code=503,
     )
-
-
-def install(app: FastAPI) -> None:
-    app.include_router(router_for_queries())

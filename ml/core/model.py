@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import torch
 
 from ml.core.errors import ArtifactError
+from ml.core.metadata import metadata_problem
 
 FORMAT_VERSION = 1
 
@@ -93,12 +94,17 @@ def torch_bytes(payload: Any) -> bytes:
     return buffer.getvalue()
 
 
+UNREADABLE = "corrupt, truncated, or holding more than tensors and plain containers"
+
+
 def safe_torch_loads(data: bytes, *, name: str = "artifact") -> Any:
-    """Load bytes made of tensors and plain containers; never unpickles arbitrary objects."""
+    """Load bytes made of tensors and plain containers; never unpickles arbitrary objects.
+    The error says what is wrong in our words; torch's, which may quote the file's contents,
+    stay in the exception's cause for the log."""
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt, truncated, or not made of safe types
-        raise ArtifactError(f"cannot read {name}: {exc}") from exc
+        raise ArtifactError(f"cannot read {name}: {UNREADABLE}") from exc
 
 
 def safe_torch_load(path: str | Path) -> Any:
@@ -109,7 +115,7 @@ def safe_torch_load(path: str | Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt, truncated, or not made of safe types
-        raise ArtifactError(f"cannot read {path.name}: {exc}") from exc
+        raise ArtifactError(f"cannot read {path.name}: {UNREADABLE}") from exc
 
 
 def load(path: str | Path) -> TrainedModel:
@@ -122,6 +128,16 @@ def load_bytes(data: bytes, *, name: str = "model file") -> TrainedModel:
     return from_payload(safe_torch_loads(data, name=name), name=name)
 
 
+def import_bytes(data: bytes, *, name: str = "model file") -> TrainedModel:
+    """`load_bytes` for a file from outside (an upload), whose metadata is also checked to
+    be plain JSON a database can store (`ml.core.metadata.metadata_problem`)."""
+    model = load_bytes(data, name=name)
+    problem = metadata_problem(model.metadata)
+    if problem is not None:
+        raise ArtifactError(f"{name}: its metadata {problem}")
+    return model
+
+
 def from_payload(payload: Any, *, name: str = "model file") -> TrainedModel:
     """Rebuild a model from a loaded file, checking it is one: any mismatch (a file from
     elsewhere, a tampered state) is an `ArtifactError`, never a crash."""
@@ -129,7 +145,7 @@ def from_payload(payload: Any, *, name: str = "model file") -> TrainedModel:
         raise ArtifactError(f"{name} is not a Crucible model file")
     kind = payload.get("kind")
     if kind not in _KINDS:
-        raise ArtifactError(f"{name}: unknown model kind {kind!r}")
+        raise ArtifactError(f"{name}: unknown model kind {repr(kind)[:64]}")
     metadata, state = payload.get("metadata"), payload.get("state")
     if not isinstance(metadata, dict) or not isinstance(state, dict):
         raise ArtifactError(f"{name}: metadata and state must be dictionaries")
@@ -138,7 +154,8 @@ def from_payload(payload: Any, *, name: str = "model file") -> TrainedModel:
     except ArtifactError:
         raise
     except Exception as exc:  # missing keys, wrong shapes: the file does not fit its kind
-        raise ArtifactError(f"{name}: not a valid {kind} model ({exc})") from exc
+        message = f"{name}: not a valid {kind} model (tensors missing, misnamed or misshapen)"
+        raise ArtifactError(message) from exc
 
 
 def model_kinds() -> dict[str, type[TrainedModel]]:

@@ -16,10 +16,10 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ml.core.errors import QueryError, UnsupportedQuery
 from ml.core.model import TrainedModel
@@ -29,6 +29,12 @@ NPY = "application/x-npy"
 PNG = "image/png"
 # What `?format=` accepts, and the media type each stands for.
 FORMATS = {"json": JSON, "npy": NPY, "png": PNG}
+
+# Every request model's config: JSON's types, strictly (`"5"` and `true` are no numbers, `1`
+# is a fine float), no NaN or infinity, no field it does not declare.
+REQUEST = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+MAX_FEATURES = 65_536  # numbers in one observation or point; a batch has at most MAX_BATCH
+Vector = Annotated[list[float], Field(max_length=MAX_FEATURES)]
 
 Req = TypeVar("Req", bound=BaseModel)
 Resp = TypeVar("Resp", bound=BaseModel)

@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any, Protocol, cast
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from ml.core.errors import QueryError
 from ml.core.validation import MAX_BATCH, grid_states, observation_batch
-from ml.queries.base import NPY, Query, exposes, npy
+from ml.queries.base import NPY, REQUEST, Query, Vector, exposes, npy
 
 State = int | list[int]
 
@@ -40,9 +40,9 @@ class RewardTable(Protocol):
 
 
 class DecisionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST
 
-    observations: list[list[float]] | None = Field(
+    observations: list[Vector] | None = Field(
         None, max_length=MAX_BATCH, description="For models of environments with vectors."
     )
     states: list[State] | None = Field(
@@ -129,7 +129,7 @@ ACTIONS = Query(
 
 
 class ValuesRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST
 
 
 class ValuesResponse(BaseModel):
@@ -171,7 +171,7 @@ VALUES = Query(
 
 
 class RewardsRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST
 
     states: list[State] | None = Field(
         None,

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from ml.queries.base import Query
+from ml.queries.base import REQUEST, Query
 
 QUICK_EPISODES = 20  # more than this runs on a worker
 MAX_EPISODES = 1_000
@@ -22,7 +22,7 @@ class PlaysEpisodes(Protocol):
 
 
 class EvaluateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST
 
     episodes: int = Field(10, ge=1, le=MAX_EPISODES, description="Episodes to play.")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Episode i starts from reset(seed + i).")

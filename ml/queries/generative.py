@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from ml.core.validation import MAX_BATCH, observation_batch
-from ml.queries.base import NPY, Query, npy
+from ml.queries.base import NPY, REQUEST, Query, Vector, npy
 
 MAX_SAMPLES = 10_000
 
@@ -26,7 +26,7 @@ class Discriminates(Protocol):
 
 
 class SamplesRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST
 
     n: int = Field(1, ge=1, le=MAX_SAMPLES, description="How many samples.")
     seed: int | None = Field(
@@ -60,9 +60,9 @@ SAMPLES = Query(
 
 
 class ScoresRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST
 
-    samples: list[list[float]] = Field(
+    samples: list[Vector] = Field(
         min_length=1, max_length=MAX_BATCH, description="Points of data_dim numbers each."
     )
 

@@ -56,10 +56,10 @@ class Api:
         return dict(body)
 
 
-def make_api(root: Path) -> Api:
+def make_api(root: Path, **settings_: Any) -> Api:
     url = f"sqlite:///{root / 'crucible.sqlite'}"
     migrate(url)
-    settings = Settings(var_dir=root, database_url=url, heartbeat_seconds=0.2)
+    settings = Settings(var_dir=root, database_url=url, heartbeat_seconds=0.2, **settings_)
     return Api(settings)
 
 

@@ -69,9 +69,10 @@ def test_bad_job_specs(api: Api, spec: dict[str, Any], field: str, code: str | N
 
 
 def test_malformed_requests(api: Api) -> None:
-    api.error(
-        "POST", "/v1/jobs", 422, content=b"{not json", headers={"content-type": "application/json"}
+    body = api.error(
+        "POST", "/v1/jobs", 400, content=b"{not json", headers={"content-type": "application/json"}
     )
+    assert body["code"] == "invalid_json"
     api.error("POST", "/v1/jobs", 422, json=["a", "list"])
     for url in ("/v1/jobs/nope", "/v1/jobs/nope/metrics", "/v1/models/nope", "/v1/algorithms/nope"):
         api.error("GET", url, 404)
@@ -131,12 +132,14 @@ def test_bad_queries(
 
 def test_non_finite_observations(shared_api: Api, trained: dict[str, dict[str, Any]]) -> None:
     url = f"/v1/models/{trained['dqn']['model_id']}/q-values"
-    for token in (b"NaN", b"Infinity", b"-Infinity", b"1e999"):
+    for token in (b"NaN", b"Infinity", b"-Infinity", b"1e999"):  # not JSON, or past a float
         raw = b'{"observations": [[0.0, ' + token + b", 0.0, 0.0]]}"
         body = shared_api.error(
-            "POST", url, 422, content=raw, headers={"content-type": "application/json"}
+            "POST", url, 400, content=raw, headers={"content-type": "application/json"}
         )
-        assert "finite" in body["message"] or body["field"].startswith("observations"), body
+        assert body["code"] == "invalid_json", body
+    body = shared_api.error("POST", url, 422, json={"observations": [[0.0, 1e308, 0.0, 0.0]]})
+    assert body["field"].startswith("observations"), body  # finite, but not for float32
 
 
 def test_model_of_unfinished_job(api: Api) -> None:

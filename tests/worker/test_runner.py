@@ -17,7 +17,7 @@ import ml
 from ml.core.errors import ConfigError, TrainingAborted, TrainingStopped
 from ml.core.hooks import RecordingHooks
 from store import jobs, models
-from store.artifacts import open_artifact_store
+from store.artifacts import ArtifactUnavailable, open_artifact_store
 from store.db import session_factory, session_scope
 from store.settings import Settings
 from store.tables import Job
@@ -57,8 +57,8 @@ def job_row(settings: Settings, job_id: str) -> Any:
 
 @pytest.fixture
 def broken_algorithms(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Algorithms that fail the three ways a run can fail: a bug, a bad input, and a health
-    check that ends the run (after a warning)."""
+    """Algorithms that fail the four ways a run can fail: a bug, a bad input, a health check
+    that ends the run (after a warning), and an artifact store that fails it."""
     base = ml.ALGORITHMS["value_iteration"]
 
     def bug(*_: Any, **__: Any) -> ml.TrainedModel:
@@ -71,7 +71,15 @@ def broken_algorithms(monkeypatch: pytest.MonkeyPatch) -> None:
         hooks.on_warning(2, "loss_spike", "the loss jumped")
         raise TrainingAborted("diverged", "the loss is NaN at step 3", step=3)
 
-    for name, fn in (("crashes", bug), ("rejects", bad_input), ("aborts", aborts)):
+    def store_fails(*_: Any, **__: Any) -> ml.TrainedModel:
+        raise ArtifactUnavailable("put models/x.pt: cannot use the S3 store at http://10.1.2.3")
+
+    for name, fn in (
+        ("crashes", bug),
+        ("rejects", bad_input),
+        ("aborts", aborts),
+        ("loses_store", store_fails),
+    ):
         algo = replace(base, name=name, config=EmptyConfig, train=fn)
         monkeypatch.setitem(ml.ALGORITHMS, name, algo)
 
@@ -97,7 +105,11 @@ def test_failures_are_recorded_readably(settings: Settings) -> None:
     crashed = submit(settings, "crashes")
     assert run_job(crashed, settings) == "failed"
     row = job_row(settings, crashed)
-    assert row.error == "internal error: RuntimeError: boom"
+    # the exception's text is for the worker's log, never for the job's page
+    assert row.error == (
+        f"the run failed with an internal error (reference {crashed}/1); "
+        "the worker's log has the details"
+    )
     assert row.error_code == "internal_error"
 
     rejected = submit(settings, "rejects")
@@ -110,6 +122,12 @@ def test_failures_are_recorded_readably(settings: Settings) -> None:
     row = job_row(settings, aborted)
     assert row.error_code == "diverged" and row.error == "the loss is NaN at step 3"
     assert row.warnings == [{"step": 2, "code": "loss_spike", "message": "the loss jumped"}]
+
+    stranded = submit(settings, "loses_store")
+    assert run_job(stranded, settings) == "failed"
+    row = job_row(settings, stranded)
+    assert row.error_code == "artifact_store_unavailable" and "10.1.2.3" not in (row.error or "")
+    assert f"(reference {stranded}/1)" in (row.error or "")
 
 
 def test_cancel_requested_before_claim_never_runs(settings: Settings) -> None:
