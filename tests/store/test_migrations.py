@@ -98,3 +98,72 @@ def test_models_move_out_of_jobs_and_back(
         assert back == str(model_file.resolve())
     command.upgrade(config, "head")
     engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_rows_from_before_tenants_are_the_default_tenant_s(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """0004 gives every existing row the tenant `default` (the one an open API serves) and
+    moves the tenant into the keys of names and idempotency keys; its downgrade keeps the
+    default tenant's rows."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    else:
+        url = request.getfixturevalue("module_postgres_url")
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("sqlalchemy.url", url)
+    command.downgrade(config, "base")
+    command.upgrade(config, "0003")
+    engine = sa.create_engine(url)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO models (id, kind, algorithm, model_metadata, artifact_uri, "
+                "size_bytes, sha256, created_at) VALUES ('m1', 'k', 'a', '{}', 'u', 1, 's', :now)"
+            ),
+            {"now": now},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO model_versions (name, version, model_id, created_at) "
+                "VALUES ('planner', 1, 'm1', :now)"
+            ),
+            {"now": now},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO model_aliases (name, alias, version, updated_at) "
+                "VALUES ('planner', 'prod', 1, :now)"
+            ),
+            {"now": now},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, "
+                "created_at) VALUES ('jobs', 'k1', 'h', 'r', :now)"
+            ),
+            {"now": now},
+        )
+    command.upgrade(config, "head")
+    with engine.begin() as conn:
+        for table in ("models", "model_versions", "model_aliases", "idempotency_keys"):
+            tenants = conn.execute(sa.text(f"SELECT DISTINCT tenant FROM {table}")).scalars()
+            assert list(tenants) == ["default"], table
+        # Another tenant may now use the same name and key.
+        conn.execute(
+            sa.text(
+                "INSERT INTO model_versions (tenant, name, version, model_id, created_at) "
+                "VALUES ('team-b', 'planner', 1, 'm1', :now)"
+            ),
+            {"now": now},
+        )
+    command.downgrade(config, "0003")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT name, version FROM model_versions")).all()
+        assert rows == [("planner", 1)]
+        alias = conn.execute(sa.text("SELECT alias FROM model_aliases")).scalar_one()
+        assert alias == "prod"
+    command.upgrade(config, "head")
+    engine.dispose()
