@@ -35,7 +35,7 @@ from tests.tiny_configs import TINY_CONFIGS
 from worker.runner import run_job
 
 ADMIN = "fuzz-admin-key-0123456789abcdef"
-EXAMPLES_PER_OPERATION = 25
+EXAMPLES_PER_OPERATION = 15
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
