@@ -61,7 +61,7 @@ bearer = HTTPBearer(
 
 
 class KeyCache:
-    """Callers by key hash (and unknown keys as None), each for `ttl` seconds."""
+    """Callers by key hash (refused keys by their reason), each for `ttl` seconds."""
 
     def __init__(self, ttl: float = KEY_CACHE_SECONDS, size: int = 4096) -> None:
         self._ttl = ttl
