@@ -7,11 +7,12 @@ the namespace one of these (CleanRL's convention, extended by one namespace per 
   non-finite value ends the run as "diverged" (`ml.core.health`). `losses/td`,
   `losses/generator`, `losses/discriminator`.
 - `eval/`: the current model judged on fresh episodes or samples, apart from training.
-  `eval/return`, `eval/modes`, `eval/high_quality`, `eval/mmd`.
+  `eval/return`, `eval/modes`, `eval/high_quality`, `eval/reverse_kl`, `eval/mmd`.
 - `charts/`: the course of the run itself: schedules, training episodes.
   `charts/epsilon`, `charts/learning_rate_factor`, `charts/episodic_return`.
-- `gan/` (generative adversarial networks): what the discriminator says of real and
-  generated batches. `gan/d_real`, `gan/d_fake`.
+- `gan/` (generative adversarial networks): what the discriminator (or critic) says of
+  real and generated batches, and what a variant's loss adds. `gan/d_real`, `gan/d_fake`,
+  `gan/d_accuracy`, `gan/wasserstein`, `gan/gradient_penalty` (`ml.gan.adversarial`).
 - `rl/` (deep reinforcement learning): what the value network predicts. `rl/q_mean`,
   `rl/q_max_abs`.
 - `dp/` (dynamic programming): convergence of the sweeps and the solution. `dp/delta`,

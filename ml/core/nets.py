@@ -37,12 +37,17 @@ def mlp(
     out_dim: int,
     act: str = "relu",
     out_act: str | None = None,
+    batch_norm: bool = False,
 ) -> nn.Sequential:
-    """A fully connected stack: in -> hidden... -> out, `act` between layers."""
+    """A fully connected stack: in -> hidden... -> out, `act` between layers; with
+    `batch_norm`, each hidden layer is Linear -> BatchNorm1d -> act (as in DCGAN)."""
     layers: list[nn.Module] = []
     last = in_dim
     for width in hidden:
-        layers += [nn.Linear(last, width), activation(act)]
+        layers.append(nn.Linear(last, width))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(width))
+        layers.append(activation(act))
         last = width
     layers.append(nn.Linear(last, out_dim))
     if out_act is not None:

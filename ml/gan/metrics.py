@@ -5,7 +5,10 @@ Adversarial Networks") and Lin et al. 2018 ("PacGAN"): a generated sample is *hi
 when it lies within `threshold_std` standard deviations of the nearest mode centre, and a mode
 is *captured* when it is the nearest centre of at least one high-quality sample. PacGAN counts
 a mode only above a minimum number of samples; the per-mode counts are returned so a caller
-can apply such a floor, while `modes` uses the floor of one.
+can apply such a floor, while `modes` uses the floor of one. `reverse_kl` is PacGAN's
+KL(Q || P) between the distribution Q of the high-quality samples over the modes and the
+true, uniform one P: 0 when every mode gets its share, log k when all samples sit on one
+mode (and, by convention here, when no sample is high quality).
 
 `mmd_rbf` measures data without known modes (an uploaded dataset): the maximum mean
 discrepancy of Gretton et al. 2012 ("A Kernel Two-Sample Test", JMLR), the distance between
@@ -26,7 +29,8 @@ def mode_coverage(
 
     samples: (n, d) points; means: (k, d) mode centres; std: the modes' standard deviation.
     Distances are Euclidean. Returns {"modes": int, "high_quality": float in [0, 1],
-    "per_mode": list of k ints (high-quality samples nearest to each mode)}.
+    "reverse_kl": float in [0, log k], "per_mode": list of k ints (high-quality samples
+    nearest to each mode)}.
     """
     samples = np.asarray(samples, dtype=np.float64)
     means = np.asarray(means, dtype=np.float64)
@@ -35,7 +39,8 @@ def mode_coverage(
             f"samples (n, d) and means (k, d) must agree in d; got {samples.shape}, {means.shape}"
         )
     if len(samples) == 0:
-        return {"modes": 0, "high_quality": 0.0, "per_mode": [0] * len(means)}
+        worst = float(np.log(len(means)))
+        return {"modes": 0, "high_quality": 0.0, "reverse_kl": worst, "per_mode": [0] * len(means)}
     # dist[i, j] = |samples[i] - means[j]|
     dist = np.linalg.norm(samples[:, None, :] - means[None, :, :], axis=2)
     nearest = dist.argmin(axis=1)
@@ -44,8 +49,20 @@ def mode_coverage(
     return {
         "modes": int((per_mode > 0).sum()),
         "high_quality": float(good.mean()),
+        "reverse_kl": reverse_kl(per_mode),
         "per_mode": [int(c) for c in per_mode],
     }
+
+
+def reverse_kl(per_mode: np.ndarray) -> float:
+    """KL(Q || uniform) = sum_j q_j log(k q_j) for counts per_mode[k] (0 log 0 = 0); log k
+    when there are no counts."""
+    k = len(per_mode)
+    total = per_mode.sum()
+    if total == 0:
+        return float(np.log(k))
+    q = per_mode[per_mode > 0] / total
+    return float(max((q * np.log(k * q)).sum(), 0.0))
 
 
 def mmd_rbf(x: np.ndarray, y: np.ndarray, bandwidth: float | None = None) -> float:

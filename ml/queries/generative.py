@@ -68,7 +68,10 @@ class ScoresRequest(BaseModel):
 
 
 class ScoresResponse(BaseModel):
-    scores: list[float] = Field(description="D(x): the probability that each point is real.")
+    scores: list[float] = Field(
+        description="D(x): the probability that each point is real; for a WGAN critic its "
+        "unbounded score (higher: more like the data)."
+    )
 
 
 def discriminator_scores(model: Discriminates, request: ScoresRequest) -> ScoresResponse:
@@ -80,7 +83,8 @@ DISCRIMINATOR_SCORES = Query(
     name="discriminator-scores",
     summary="Score points with the discriminator",
     description="The trained discriminator's D(x), the probability it gives each point of "
-    "being real data: how a GAN's critic sees any point, real or generated.",
+    "being real data (a WGAN critic's unbounded score): how a GAN's critic sees any point, "
+    "real or generated.",
     request=ScoresRequest,
     response=ScoresResponse,
     needs=("discriminate", "data_dim"),

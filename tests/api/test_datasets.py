@@ -44,7 +44,7 @@ def test_upload_inspect_list_and_deduplicate(api: Api) -> None:
     assert api.client.get(f"/v1/datasets/{dataset['id']}").json()["sha256"] == dataset["sha256"]
     listed = api.client.get("/v1/datasets").json()
     builtins = [d for d in listed["data"] if d["builtin"]]
-    assert {d["name"] for d in builtins} >= {"ring"}
+    assert {d["name"] for d in builtins} >= {"ring", "grid", "swissroll"}
     assert listed["count"] == len(builtins) + 2
     ring = next(d for d in builtins if d["name"] == "ring")
     assert ring["reference"] == {"kind": "ring"} and "gan" in ring["summary"]["algorithms"]

@@ -1,0 +1,513 @@
+"""The adversarial loop every GAN variant shares: what differs is the variant's loss.
+
+A variant (`ml/gan/gan.py`, `wgan.py`, `wgan_gp.py`) is its config, its discriminator (or
+critic) loss and generator loss, its optimizers, and what it does after a discriminator step
+(WGAN's weight clipping); it hands them to `train` as a `Variant`. The rest is here, once,
+split as the `imitation` library splits its adversarial trainers:
+
+- `train_discriminator`: one update of D on a real and a generated batch, and its metrics;
+- `train_generator`: one update of G through D;
+- `train`: `d_steps` discriminator updates per generator update (Algorithm 1 of Goodfellow
+  et al. 2014, Algorithm 1 of Arjovsky et al. 2017), on `ml.core.training.Run`, with
+  checkpoints, metrics, stops and evaluations.
+
+Metrics (`ml.core.metrics`): `losses/discriminator` and `losses/generator` (what each
+update descends); `gan/d_real` and `gan/d_fake`, D's mean output on the real and the
+generated batch (a probability for a discriminator, the unbounded score for a critic);
+`gan/d_accuracy`, the fraction of the two batches D tells apart (a discriminator: real
+scored above 1/2, generated below; a critic has no such threshold, since adding a constant
+to it changes nothing, so a point counts as called real when its score is above the mean
+score of the two batches together); plus what a variant's loss adds (`gan/wasserstein`,
+`gan/gradient_penalty`). Evaluations (`eval/`) judge `eval_samples` generated points by mode
+coverage on the 2-D mixtures (`eval/modes`, `eval/high_quality`, `eval/reverse_kl`) and by
+the MMD to real data otherwise (`eval/mmd`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from ml.core.cost import (
+    CALL_OVERHEAD,
+    FORWARD,
+    TRAIN,
+    UPDATE_OVERHEAD,
+    Cost,
+    dataset_summary,
+    mlp_params,
+)
+from ml.core.errors import QueryError
+from ml.core.health import Suspicion
+from ml.core.hooks import Hooks
+from ml.core.metadata import model_metadata
+from ml.core.model import TrainedModel
+from ml.core.nets import Activation, mlp
+from ml.core.optim import set_learning_rate
+from ml.core.schedules import linear
+from ml.core.seeding import (
+    Stream,
+    derived_seed,
+    numpy_rng,
+    resolve_device,
+    seeded_torch,
+    torch_rng,
+)
+from ml.core.training import Run
+from ml.gan.datasets import (
+    DatasetSpec,
+    GridDataset,
+    RealData,
+    RingDataset,
+    SwissRollDataset,
+    real_data,
+)
+from ml.gan.metrics import mmd_rbf, mode_coverage
+
+MAX_SAMPLES = 10_000
+MMD_POINTS = 1_000  # points of each side in an MMD evaluation (its cost grows as their square)
+LOG_INTERVAL = 100  # generator steps between loss metrics and progress reports
+# Features of an uploaded dataset whose summary the cost estimate is not given (a 32x32 image).
+UNKNOWN_DATA_DIM = 1024
+
+Width = Annotated[int, Field(ge=1, le=4096)]
+
+
+# -- config ------------------------------------------------------------------------------------
+class AdversarialConfig(BaseModel):
+    """The fields every variant has; a variant's config adds its own and may change the
+    defaults (its file says which, and why)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: DatasetSpec = Field(
+        default_factory=RingDataset,
+        description="The data to learn: a ring of Gaussians (kind 'ring', PacGAN's ring8 by "
+        "default), a grid of Gaussians (kind 'grid', PacGAN's grid25 by default), a swiss "
+        "roll (kind 'swissroll') or an uploaded samples dataset (kind 'uploaded', rows "
+        "x[N, d]).",
+    )
+    latent_dim: int = Field(2, ge=1, le=512, description="Size of the noise vector z.")
+    generator_hidden: list[Width] = Field(
+        default_factory=lambda: [128, 128, 128, 128],
+        min_length=1,
+        max_length=8,
+        description="Hidden layer widths of the generator.",
+    )
+    generator_batch_norm: bool = Field(
+        True, description="Batch normalisation after each hidden layer of the generator."
+    )
+    discriminator_hidden: list[Width] = Field(
+        default_factory=lambda: [128, 128],
+        min_length=1,
+        max_length=8,
+        description="Hidden layer widths of the discriminator (or critic).",
+    )
+    activation: Activation = Field("relu", description="Hidden-layer activation of both networks.")
+    batch_size: int = Field(
+        512,
+        ge=2,
+        le=8192,
+        description="Real and generated samples per update (batch norm needs 2).",
+    )
+    total_steps: int = Field(5000, ge=1, le=1_000_000, description="Number of generator updates.")
+    d_steps: int = Field(
+        1, ge=1, le=10, description="Discriminator (critic) updates per generator update."
+    )
+    learning_rate_g: float = Field(1e-3, gt=0.0, le=1.0, description="Step size of G.")
+    learning_rate_d: float = Field(1e-3, gt=0.0, le=1.0, description="Step size of D.")
+    learning_rate_schedule: Literal["linear", "constant"] = Field(
+        "linear",
+        description="linear: both step sizes decay linearly to zero over total_steps, so the "
+        "samples settle onto the modes; constant: they stay fixed.",
+    )
+    checkpoint_interval: int = Field(
+        1000, ge=1, le=1_000_000, description="Generator steps between checkpoints."
+    )
+    eval_interval: int = Field(
+        500, ge=1, le=1_000_000, description="Generator steps between evaluations."
+    )
+    eval_samples: int = Field(
+        2500, ge=1, le=MAX_SAMPLES, description="Generated samples per evaluation."
+    )
+
+
+ConfigT = TypeVar("ConfigT", bound=AdversarialConfig)
+
+
+# -- networks ----------------------------------------------------------------------------------
+def make_generator(config: AdversarialConfig, data_dim: int) -> nn.Sequential:
+    """z [B, latent_dim] -> x [B, data_dim]: Linear -> [BatchNorm] -> activation per hidden
+    layer, and a linear output, since the data is not bounded to [-1, 1].
+
+    Batch normalisation in the generator (as in DCGAN and the PacGAN experiments) keeps each
+    hidden unit spread over the batch; without it the plain GAN collapses onto one or two
+    modes of the ring within a few hundred steps.
+    """
+    return mlp(
+        config.latent_dim,
+        config.generator_hidden,
+        data_dim,
+        act=config.activation,
+        batch_norm=config.generator_batch_norm,
+    )
+
+
+def make_discriminator(config: AdversarialConfig, data_dim: int) -> nn.Sequential:
+    """x [B, data_dim] -> score [B, 1]: a logit (D(x) = sigmoid(logit)) or a critic value.
+    No batch norm: it would couple the scores of a batch (and the gradient penalty is per
+    point)."""
+    return mlp(data_dim, config.discriminator_hidden, 1, act=config.activation)
+
+
+def learning_rate_factor(config: AdversarialConfig, step: int) -> float:
+    """Multiplier of both learning rates before generator step `step + 1`.
+
+    The 2-D modes are tiny (0.01 wide on the ring), and with a constant step size the
+    generator keeps circling each mode at a distance set by the step size (the unregularised
+    GAN does not converge locally on such peaked data; Mescheder et al. 2018). Decaying the
+    step size to zero lets the samples settle onto the modes.
+    """
+    if config.learning_rate_schedule == "constant":
+        return 1.0
+    return linear(step, start=1.0, end=0.0, duration=config.total_steps)
+
+
+# -- what a variant provides -------------------------------------------------------------------
+@dataclass(frozen=True)
+class DiscriminatorLoss:
+    """What a variant's discriminator loss returns for one real and one generated batch."""
+
+    loss: torch.Tensor  # the scalar D descends
+    real_scores: torch.Tensor  # D's raw output on the real batch, [B, 1]
+    fake_scores: torch.Tensor  # and on the generated batch, [B, 1]
+    metrics: dict[str, torch.Tensor] = field(default_factory=dict)  # e.g. gan/wasserstein
+
+
+# loss(discriminator, real x[B, d], fake x[B, d], config, noise) -> DiscriminatorLoss
+DiscriminatorLossFn = Callable[
+    [nn.Module, torch.Tensor, torch.Tensor, ConfigT, torch.Generator], DiscriminatorLoss
+]
+# loss(D's scores of generated points [B, 1], config) -> the scalar G descends
+GeneratorLossFn = Callable[[torch.Tensor, ConfigT], torch.Tensor]
+# optimizers(config, generator, discriminator, device) -> (G's, D's)
+OptimizersFn = Callable[
+    [ConfigT, nn.Module, nn.Module, torch.device],
+    tuple[torch.optim.Optimizer, torch.optim.Optimizer],
+]
+
+
+def no_op(discriminator: nn.Module, config: Any) -> None:
+    """The `after_discriminator_step` of a variant with nothing to do there."""
+
+
+@dataclass(frozen=True)
+class Variant(Generic[ConfigT]):
+    """A GAN variant, as the shared loop needs it."""
+
+    name: str  # the algorithm's name, e.g. "wgan"
+    model: type[AdversarialModel]
+    discriminator_loss: DiscriminatorLossFn[ConfigT]
+    generator_loss: GeneratorLossFn[ConfigT]
+    optimizers: OptimizersFn[ConfigT]
+    # "probability": D outputs a logit, D(x) = sigmoid(logit); "critic": an unbounded score.
+    scores: Literal["probability", "critic"]
+    # Called after every discriminator update (WGAN clips the critic's weights there).
+    after_discriminator_step: Callable[[nn.Module, ConfigT], None] = no_op
+    suspicions: Sequence[Suspicion] = ()
+
+
+def accuracy(
+    real_scores: torch.Tensor, fake_scores: torch.Tensor, scores: Literal["probability", "critic"]
+) -> torch.Tensor:
+    """The fraction of the real and generated points (equally weighted) D calls right: real
+    above the threshold, generated below; the threshold is logit 0 (D(x) = 1/2) for a
+    discriminator, the mean score of both batches for a critic."""
+    if scores == "probability":
+        threshold = torch.zeros((), device=real_scores.device)
+    else:
+        threshold = torch.cat([real_scores, fake_scores]).mean()
+    real_right = (real_scores > threshold).float().mean()
+    fake_right = (fake_scores < threshold).float().mean()
+    return (real_right + fake_right) / 2
+
+
+def shown_scores(scores: torch.Tensor, kind: Literal["probability", "critic"]) -> torch.Tensor:
+    """D's raw output as it is reported: D(x) = sigmoid(logit), or the critic's value."""
+    return torch.sigmoid(scores) if kind == "probability" else scores
+
+
+# -- update steps --------------------------------------------------------------------------------
+def train_discriminator(
+    variant: Variant[ConfigT],
+    config: ConfigT,
+    discriminator: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    noise: torch.Generator,
+) -> dict[str, torch.Tensor]:
+    """One update of D on the variant's loss; its metrics, on the device."""
+    out = variant.discriminator_loss(discriminator, real, fake, config, noise)
+    optimizer.zero_grad(set_to_none=True)
+    out.loss.backward()
+    optimizer.step()
+    variant.after_discriminator_step(discriminator, config)
+    real_scores, fake_scores = out.real_scores.detach(), out.fake_scores.detach()
+    return {
+        "losses/discriminator": out.loss.detach(),
+        "gan/d_real": shown_scores(real_scores, variant.scores).mean(),
+        "gan/d_fake": shown_scores(fake_scores, variant.scores).mean(),
+        "gan/d_accuracy": accuracy(real_scores, fake_scores, variant.scores),
+        **{name: value.detach() for name, value in out.metrics.items()},
+    }
+
+
+def train_generator(
+    variant: Variant[ConfigT],
+    config: ConfigT,
+    generator: nn.Module,
+    discriminator: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    z: torch.Tensor,
+) -> torch.Tensor:
+    """One update of G on the variant's loss; D's gradients are computed but never applied
+    (its optimizer zeroes them before its next step)."""
+    g_loss = variant.generator_loss(discriminator(generator(z)), config)
+    optimizer.zero_grad(set_to_none=True)
+    g_loss.backward()
+    optimizer.step()
+    return g_loss.detach()
+
+
+# -- sampling and evaluation ---------------------------------------------------------------------
+def generate(generator: nn.Module, n: int, latent_dim: int, noise: torch.Generator) -> np.ndarray:
+    """x [n, data_dim] float32 from z ~ N(0, I) drawn with `noise` (a CPU generator), with
+    batch norm in inference mode."""
+    z = torch.randn(n, latent_dim, generator=noise)  # z[n, latent_dim]
+    device = next(generator.parameters()).device
+    was_training = generator.training
+    generator.eval()
+    with torch.no_grad():
+        samples = generator(z.to(device)).cpu().numpy()
+    generator.train(was_training)
+    return samples
+
+
+def evaluate(
+    generator: nn.Module, config: AdversarialConfig, data: RealData, seed: int
+) -> dict[str, Any]:
+    """`eval_samples` generated points, always from the same noise, judged by mode coverage
+    (the 2-D mixtures) or by the MMD to the data (swiss roll, uploaded samples):
+    {"metrics", "summary"}."""
+    noise = torch_rng(derived_seed(seed, Stream.EVAL))
+    samples = generate(generator, config.eval_samples, config.latent_dim, noise)
+    if isinstance(config.dataset, RingDataset | GridDataset):
+        coverage = mode_coverage(samples, config.dataset.means(), config.dataset.std)
+        metrics = {
+            "eval/modes": coverage["modes"],
+            "eval/high_quality": coverage["high_quality"],
+            "eval/reverse_kl": coverage["reverse_kl"],
+        }
+        return {"metrics": metrics, "summary": {**coverage, "n_modes": config.dataset.n_modes}}
+    n = min(config.eval_samples, MMD_POINTS)
+    real = data.sample(n, np.random.default_rng(derived_seed(seed, Stream.EVAL)))
+    mmd = mmd_rbf(samples[:n], real)
+    return {"metrics": {"eval/mmd": mmd}, "summary": {"mmd": mmd}}
+
+
+# -- the loop ------------------------------------------------------------------------------------
+def train(
+    variant: Variant[ConfigT],
+    config: ConfigT,
+    *,
+    seed: int,
+    hooks: Hooks,
+    device: str | None = None,
+    resume: dict[str, Any] | None = None,
+    datasets: Mapping[str, Any] | None = None,
+) -> AdversarialModel:
+    """`d_steps` updates of D, then one of G, `total_steps` times; returns both networks."""
+    dev = resolve_device(device)
+    data = real_data(config.dataset, datasets)  # data.sample(n, rng) -> x[n, data_dim]
+    with seeded_torch(seed):
+        generator = make_generator(config, data.data_dim).to(dev)
+        discriminator = make_discriminator(config, data.data_dim).to(dev)
+    opt_g, opt_d = variant.optimizers(config, generator, discriminator, dev)
+    data_rng = numpy_rng(seed)  # minibatches of real data
+    noise = torch_rng(derived_seed(seed, Stream.NOISE), dev)  # z (and WGAN-GP's mixing), on dev
+
+    run = Run(hooks, config, log_interval=LOG_INTERVAL, suspicions=variant.suspicions)
+    run.track(
+        generator=generator,
+        discriminator=discriminator,
+        opt_g=opt_g,
+        opt_d=opt_d,
+        data_rng=data_rng,
+        noise_rng=noise,
+    )
+    run.start(resume)
+    batch = config.batch_size
+    while run.step < config.total_steps:
+        run.stop_if_asked()
+        factor = learning_rate_factor(config, run.step)
+        set_learning_rate(opt_g, config.learning_rate_g * factor)
+        set_learning_rate(opt_d, config.learning_rate_d * factor)
+
+        for _ in run.round(config.d_steps):  # a stop may come between two of them
+            real = torch.from_numpy(data.sample(batch, data_rng)).to(dev)  # x[B, data_dim]
+            with torch.no_grad():
+                fake = generator(torch.randn(batch, config.latent_dim, generator=noise, device=dev))
+            run.metrics.add_all(
+                train_discriminator(variant, config, discriminator, opt_d, real, fake, noise)
+            )
+        z = torch.randn(batch, config.latent_dim, generator=noise, device=dev)  # z[B, latent]
+        g_loss = train_generator(variant, config, generator, discriminator, opt_g, z)
+        run.metrics.add("losses/generator", g_loss)
+        run.metrics.set("charts/learning_rate_factor", factor)
+        run.advance()
+
+        if run.step % config.eval_interval == 0 and run.step < config.total_steps:
+            run.report(evaluate(generator, config, data, seed)["metrics"])
+        run.end_step()
+
+    final = evaluate(generator, config, data, seed)
+    run.finish(final["metrics"])
+    metadata = model_metadata(
+        kind=variant.model.kind,
+        algorithm=variant.name,
+        config=config,
+        seed=seed,
+        shapes={"latent_dim": config.latent_dim, "data_dim": data.data_dim},
+        summary={"steps": run.step, **final["summary"]},
+    )
+    return variant.model(metadata, generator.cpu().eval(), discriminator.cpu().eval())
+
+
+# -- cost ----------------------------------------------------------------------------------------
+def cost(
+    config: AdversarialConfig,
+    *,
+    datasets: Mapping[str, Any] | None = None,
+    d_extra_passes: int = 0,
+) -> Cost:
+    """Estimated operations of a run (`ml.core.cost`), with B = batch_size and G, D the
+    generator's and discriminator's parameters (from the widths, batch norm included):
+
+    - a discriminator update: G forward on B noise vectors, D forward and backward on B real
+      and B generated points: B (2 G + 12 D), plus `d_extra_passes` more forward-and-backward
+      passes of D on B points (WGAN-GP's penalty), plus an optimiser step's overhead;
+    - a generator update: forward and backward through G and D: 6 B (G + D), plus overhead;
+    - an evaluation: eval_samples forward passes of G, and mode coverage (the mixtures) or
+      the MMD of up to 1,000 points against as many real ones (~n^2 (6 d + 60));
+
+    total = total_steps x (d_steps x D update + G update) + evaluations; per step (what
+    sits between two stop checks: one `round` update, then the generator's, then an
+    evaluation) = D update + G update + evaluation. The data dimension d is 2 for the
+    built-in sets, an uploaded dataset's `n_features` when `datasets` has its summary, else
+    `UNKNOWN_DATA_DIM`.
+    """
+    dataset = config.dataset
+    if isinstance(dataset, RingDataset | GridDataset | SwissRollDataset):
+        data_dim = dataset.data_dim
+    else:
+        data_dim = int(dataset_summary(datasets, dataset.id).get("n_features", UNKNOWN_DATA_DIM))
+    g = mlp_params([config.latent_dim, *config.generator_hidden, data_dim])
+    if config.generator_batch_norm:
+        g += 2 * sum(config.generator_hidden)
+    d = mlp_params([data_dim, *config.discriminator_hidden, 1])
+    batch = config.batch_size
+    d_update = batch * (FORWARD * g + (2 + d_extra_passes) * TRAIN * d) + UPDATE_OVERHEAD
+    g_update = batch * TRAIN * (g + d) + UPDATE_OVERHEAD
+    evaluation = config.eval_samples * FORWARD * g + CALL_OVERHEAD
+    if isinstance(dataset, RingDataset | GridDataset):
+        evaluation += config.eval_samples * dataset.n_modes * 8 * data_dim
+    else:
+        n = min(config.eval_samples, MMD_POINTS)
+        evaluation += n * n * (6 * data_dim + 60)
+    evaluations = config.total_steps // config.eval_interval + 1
+    return Cost(
+        total=config.total_steps * (config.d_steps * d_update + g_update)
+        + evaluations * evaluation,
+        per_step=d_update + g_update + evaluation,
+        total_fields=("total_steps", "batch_size", "generator_hidden", "discriminator_hidden"),
+        step_fields=("batch_size", "generator_hidden", "discriminator_hidden", "eval_samples"),
+    )
+
+
+# -- model ---------------------------------------------------------------------------------------
+class AdversarialModel(TrainedModel):
+    """A trained GAN of any variant: the generator draws samples, the discriminator (or
+    critic) scores points. A variant's model names its kind, config and kind of scores."""
+
+    config_class: ClassVar[type[AdversarialConfig]] = AdversarialConfig
+    scores: ClassVar[Literal["probability", "critic"]] = "probability"
+    generator: nn.Module  # z [B, latent_dim] -> x [B, data_dim]
+    discriminator: nn.Module | None  # x [B, data_dim] -> score [B, 1]; None in old files
+
+    def __init__(
+        self, metadata: dict[str, Any], generator: nn.Module, discriminator: nn.Module | None
+    ) -> None:
+        super().__init__(metadata)
+        self.generator = generator
+        # None only for model files saved before models kept their discriminator.
+        self.discriminator = discriminator
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.metadata["shapes"]["latent_dim"])
+
+    @property
+    def data_dim(self) -> int:
+        return int(self.metadata["shapes"]["data_dim"])
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "generator": self.generator.state_dict(),
+            **(
+                {"discriminator": self.discriminator.state_dict()}
+                if self.discriminator is not None
+                else {}
+            ),
+        }
+
+    @classmethod
+    def from_state(cls, metadata: dict[str, Any], state: dict[str, Any]) -> AdversarialModel:
+        config = cls.config_class.model_validate(metadata["config"])
+        data_dim = int(metadata["shapes"]["data_dim"])
+        generator = make_generator(config, data_dim)
+        generator.load_state_dict(state["generator"])
+        if "discriminator" not in state:  # saved before models kept their discriminator
+            return cls(metadata, generator.eval(), None)
+        discriminator = make_discriminator(config, data_dim)
+        discriminator.load_state_dict(state["discriminator"])
+        return cls(metadata, generator.eval(), discriminator.eval())
+
+    def generate(self, n: int, seed: int | None = None) -> np.ndarray:
+        """x [n, data_dim] float32 drawn from the learned distribution; the same `seed` gives
+        the same points, `seed=None` fresh ones (entropy from the OS)."""
+        noise = torch.Generator()
+        if seed is None:
+            noise.seed()
+        else:
+            noise.manual_seed(seed)
+        return generate(self.generator, n, self.latent_dim, noise)
+
+    def discriminate(self, x: np.ndarray) -> np.ndarray:
+        """D(x) [n] for points x [n, data_dim]: the probability the discriminator gives to x
+        being real data, or a critic's score (higher: more like the data)."""
+        if self.discriminator is None:
+            raise QueryError(
+                "this model file was saved without its discriminator; retrain it to score points",
+                field="query",
+            )
+        points = torch.as_tensor(np.asarray(x, dtype=np.float32).reshape(-1, self.data_dim))
+        with torch.no_grad():
+            scores = shown_scores(self.discriminator(points), self.scores)  # [n, 1]
+        return scores.reshape(-1).numpy().astype(np.float64)
