@@ -291,6 +291,12 @@ def generate(generator: nn.Module, n: int, latent_dim: int, noise: torch.Generat
     """x [n, data_dim] float32 from z ~ N(0, I) drawn with `noise` (a CPU generator), with
     batch norm in inference mode."""
     z = torch.randn(n, latent_dim, generator=noise)  # z[n, latent_dim]
+    return decode(generator, z)
+
+
+def decode(generator: nn.Module, z: torch.Tensor) -> np.ndarray:
+    """x [n, data_dim] float32 = G(z) for latents z [n, latent_dim], batch norm in inference
+    mode, on the generator's device."""
     device = next(generator.parameters()).device
     was_training = generator.training
     generator.eval()
@@ -498,6 +504,17 @@ class AdversarialModel(TrainedModel):
         else:
             noise.manual_seed(seed)
         return generate(self.generator, n, self.latent_dim, noise)
+
+    def latents(self, n: int, seed: int) -> np.ndarray:
+        """z [n, latent_dim]: the latents `generate(n, seed)` decodes, so a client can
+        interpolate between the samples of two seeds."""
+        noise = torch.Generator().manual_seed(seed)
+        return torch.randn(n, self.latent_dim, generator=noise).numpy().astype(np.float64)
+
+    def generate_from(self, z: np.ndarray) -> np.ndarray:
+        """x [n, data_dim] float32 = G(z) for given latents z [n, latent_dim]."""
+        latents = torch.as_tensor(np.asarray(z, dtype=np.float32).reshape(-1, self.latent_dim))
+        return decode(self.generator, latents)
 
     def discriminate(self, x: np.ndarray) -> np.ndarray:
         """D(x) [n] for points x [n, data_dim]: the probability the discriminator gives to x

@@ -1,12 +1,14 @@
-"""Queries of generative models: draw samples, score points with the discriminator."""
+"""Queries of generative models: draw samples (from seeds or given latents), walk the latent
+space between two points, score points with the discriminator."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
+from ml.core.errors import QueryError
 from ml.core.validation import MAX_BATCH, observation_batch
 from ml.queries.base import NPY, REQUEST, Query, Vector, npy
 
@@ -17,6 +19,15 @@ class Generates(Protocol):
     data_dim: int
 
     def generate(self, n: int, seed: int | None) -> np.ndarray: ...
+
+
+class Decodes(Protocol):
+    data_dim: int
+    latent_dim: int
+
+    def latents(self, n: int, seed: int) -> np.ndarray: ...
+
+    def generate_from(self, z: np.ndarray) -> np.ndarray: ...
 
 
 class Discriminates(Protocol):
@@ -32,6 +43,19 @@ class SamplesRequest(BaseModel):
     seed: int | None = Field(
         None, ge=0, le=2**63 - 1, description="Same seed, same samples; null for fresh ones."
     )
+    latents: list[Vector] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_BATCH,
+        description="Decode these latents (latent_dim numbers each) instead of drawing them; "
+        "then `n` and `seed` are not given.",
+    )
+
+    @model_validator(mode="after")
+    def _latents_or_draws(self) -> SamplesRequest:
+        if self.latents is not None and self.model_fields_set & {"n", "seed"}:
+            raise ValueError("give either latents, or n and seed: not both")
+        return self
 
 
 class SamplesResponse(BaseModel):
@@ -41,8 +65,21 @@ class SamplesResponse(BaseModel):
 
 
 def samples(model: Generates, request: SamplesRequest) -> SamplesResponse:
+    if request.latents is not None:
+        decoder = checked_decoder(model)
+        z = observation_batch(request.latents, decoder.latent_dim, field="latents")
+        points = decoder.generate_from(z)  # x[n, d]
+        return SamplesResponse(samples=points.tolist(), n=len(points), seed=None)
     points = model.generate(request.n, request.seed)  # x[n, d]
     return SamplesResponse(samples=points.tolist(), n=request.n, seed=request.seed)
+
+
+def checked_decoder(model: object) -> Decodes:
+    """The model, if it decodes given latents (every GAN does; a generator without latents
+    would not)."""
+    if not all(hasattr(model, name) for name in ("generate_from", "latents", "latent_dim")):
+        raise QueryError("this model does not take latents", field="latents")
+    return model  # type: ignore[return-value]
 
 
 SAMPLES = Query(
@@ -56,6 +93,84 @@ SAMPLES = Query(
     run=samples,
     renderers={NPY: lambda r: npy(np.asarray(r.samples, dtype=np.float32))},
     examples=({"n": 4, "seed": 0},),
+)
+
+
+class InterpolationsRequest(BaseModel):
+    model_config = REQUEST
+
+    seeds: list[int] | None = Field(
+        None,
+        min_length=2,
+        max_length=2,
+        description="[a, b]: walk from the latent `samples` draws for seed a (n = 1) to that "
+        "of seed b.",
+    )
+    latents: list[Vector] | None = Field(
+        None, min_length=2, max_length=2, description="[za, zb]: walk between these latents."
+    )
+    steps: int = Field(8, ge=2, le=256, description="Points on the way, both ends included.")
+    method: Literal["slerp", "linear"] = Field(
+        "slerp",
+        description="slerp (spherical: every point keeps the norm a Gaussian latent is likely "
+        "to have; White 2016) or linear.",
+    )
+
+    @model_validator(mode="after")
+    def _one_pair(self) -> InterpolationsRequest:
+        if (self.seeds is None) == (self.latents is None):
+            raise ValueError("give exactly one of seeds or latents")
+        if self.seeds is not None and not all(0 <= s <= 2**63 - 1 for s in self.seeds):
+            raise ValueError("seeds must be between 0 and 2**63 - 1")
+        return self
+
+
+class InterpolationsResponse(BaseModel):
+    samples: list[list[float]] = Field(description="steps rows of data_dim numbers, a to b.")
+    latents: list[list[float]] = Field(description="The latent of each sample.")
+    steps: int
+    method: str
+
+
+def interpolate(za: np.ndarray, zb: np.ndarray, steps: int, method: str) -> np.ndarray:
+    """z [steps, latent_dim] from za to zb, both included. Slerp follows the great circle
+    between the two directions, scaling the norm linearly (Shoemake 1985; White 2016)."""
+    t = np.linspace(0.0, 1.0, steps)[:, None]  # t[steps, 1]
+    if method == "linear":
+        return (1 - t) * za + t * zb
+    norm_a, norm_b = np.linalg.norm(za), np.linalg.norm(zb)
+    cosine = float(np.dot(za, zb) / max(norm_a * norm_b, 1e-12))
+    omega = np.arccos(np.clip(cosine, -1.0, 1.0))
+    if np.sin(omega) < 1e-6:  # (anti)parallel: no unique great circle, walk straight
+        return (1 - t) * za + t * zb
+    return (np.sin((1 - t) * omega) * za + np.sin(t * omega) * zb) / np.sin(omega)
+
+
+def interpolations(model: Decodes, request: InterpolationsRequest) -> InterpolationsResponse:
+    if request.seeds is not None:
+        za, zb = (model.latents(1, seed)[0] for seed in request.seeds)
+    else:
+        pair = observation_batch(request.latents, model.latent_dim, field="latents")
+        za, zb = pair[0].astype(np.float64), pair[1].astype(np.float64)
+    z = interpolate(za, zb, request.steps, request.method)  # z[steps, latent_dim]
+    points = model.generate_from(z)  # x[steps, data_dim]
+    return InterpolationsResponse(
+        samples=points.tolist(), latents=z.tolist(), steps=request.steps, method=request.method
+    )
+
+
+INTERPOLATIONS = Query(
+    name="interpolations",
+    summary="Walk the latent space between two points",
+    description="Samples decoded from `steps` latents between two seeds' latents (or two "
+    "given latents), spherically by default: how smoothly the generator maps its latent "
+    "space. As .npy: a (steps, data_dim) float32 array.",
+    request=InterpolationsRequest,
+    response=InterpolationsResponse,
+    needs=("latents", "generate_from", "latent_dim", "data_dim"),
+    run=interpolations,
+    renderers={NPY: lambda r: npy(np.asarray(r.samples, dtype=np.float32))},
+    examples=({"seeds": [0, 1], "steps": 5}, {"latents": [[0.0, 1.0], [1.0, 0.0]], "steps": 3}),
 )
 
 
