@@ -59,7 +59,7 @@ def test_slerp_keeps_the_norm_and_linear_walks_straight() -> None:
     straight = interpolate(za, zb, 3, "linear")
     np.testing.assert_allclose(straight, [[3, 0], [1.5, 1.5], [0, 3]])
     same = interpolate(za, za, 3, "slerp")  # no great circle: walks straight, stays put
-    np.testing.assert_allclose(same, [za, za, za])
+    np.testing.assert_allclose(same, np.stack([za, za, za]))
 
 
 @pytest.mark.parametrize(
