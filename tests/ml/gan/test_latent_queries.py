@@ -57,7 +57,7 @@ def test_slerp_keeps_the_norm_and_linear_walks_straight() -> None:
     np.testing.assert_allclose(np.linalg.norm(spherical, axis=1), 3.0)
     np.testing.assert_allclose(spherical[2], [3 / np.sqrt(2), 3 / np.sqrt(2)])
     straight = interpolate(za, zb, 3, "linear")
-    np.testing.assert_allclose(straight, [[3, 0], [1.5, 1.5], [0, 3]])
+    np.testing.assert_allclose(straight, np.array([[3.0, 0.0], [1.5, 1.5], [0.0, 3.0]]))
     same = interpolate(za, za, 3, "slerp")  # no great circle: walks straight, stays put
     np.testing.assert_allclose(same, np.stack([za, za, za]))
 
