@@ -5,7 +5,13 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["bench.bench_dp", "bench.bench_dqn", "bench.dispatch", "bench.serving"]
+BENCHMARKS = [
+    "bench.bench_dp",
+    "bench.bench_dqn",
+    "bench.dispatch",
+    "bench.serving",
+    "bench.gan_mixtures",
+]
 
 
 def main(names: list[str]) -> None:
