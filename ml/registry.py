@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from ml.core.algorithm import Algorithm
-from ml.gan import gan, wgan, wgan_gp
+from ml.gan import cgan, dcgan, gan, wgan, wgan_gp
 from ml.irl import maxent_irl
 from ml.rl import dqn
 from ml.tabular import value_iteration
 
 ALGORITHMS: dict[str, Algorithm[Any]] = {
     module.ALGORITHM.name: module.ALGORITHM
-    for module in (gan, wgan, wgan_gp, dqn, value_iteration, maxent_irl)
+    for module in (gan, wgan, wgan_gp, dcgan, cgan, dqn, value_iteration, maxent_irl)
 }
 
 

@@ -25,6 +25,7 @@ the MMD to real data otherwise (`eval/mmd`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
@@ -43,12 +44,12 @@ from ml.core.cost import (
     dataset_summary,
     mlp_params,
 )
-from ml.core.errors import QueryError
+from ml.core.errors import ConfigError, QueryError
 from ml.core.health import Suspicion
 from ml.core.hooks import Hooks
 from ml.core.metadata import model_metadata
 from ml.core.model import TrainedModel
-from ml.core.nets import Activation, mlp
+from ml.core.nets import Activation
 from ml.core.optim import set_learning_rate
 from ml.core.schedules import linear
 from ml.core.seeding import (
@@ -62,19 +63,26 @@ from ml.core.seeding import (
 from ml.core.training import Run
 from ml.gan.datasets import (
     DatasetSpec,
+    DigitsDataset,
     GridDataset,
     RealData,
     RingDataset,
     SwissRollDataset,
     real_data,
 )
+from ml.gan.digits import IMAGE_SHAPE, digits_classifier, digits_quality
 from ml.gan.metrics import mmd_rbf, mode_coverage
+from ml.gan.networks import make_discriminator, make_generator, network_macs
 
 MAX_SAMPLES = 10_000
 MMD_POINTS = 1_000  # points of each side in an MMD evaluation (its cost grows as their square)
 LOG_INTERVAL = 100  # generator steps between loss metrics and progress reports
 # Features of an uploaded dataset whose summary the cost estimate is not given (a 32x32 image).
 UNKNOWN_DATA_DIM = 1024
+MIN_DIGITS_EVAL = 20  # generated digits per evaluation the image metrics (KID) need at least
+DIGITS_KID_SUBSETS = 20  # KID's subsets in an evaluation during training
+DIGITS_CLASSIFIER_MACS = 340_000  # per image, a forward pass of ml.gan.digits.DigitsNet
+DIGITS_HELDOUT = 360  # the held-out digits the metrics compare with
 
 Width = Annotated[int, Field(ge=1, le=4096)]
 
@@ -90,8 +98,42 @@ class AdversarialConfig(BaseModel):
         default_factory=RingDataset,
         description="The data to learn: a ring of Gaussians (kind 'ring', PacGAN's ring8 by "
         "default), a grid of Gaussians (kind 'grid', PacGAN's grid25 by default), a swiss "
-        "roll (kind 'swissroll') or an uploaded samples dataset (kind 'uploaded', rows "
-        "x[N, d]).",
+        "roll (kind 'swissroll'), scikit-learn's 8x8 digits with labels (kind 'digits') or an "
+        "uploaded samples dataset (kind 'uploaded': vectors x[N, d] or images x[N, C, H, W] "
+        "in [-1, 1], optionally labelled y[N]).",
+    )
+    architecture: Literal["mlp", "conv", "auto"] = Field(
+        "mlp",
+        description="mlp: fully connected networks (generator_hidden, discriminator_hidden); "
+        "conv: DCGAN's convolutional networks (generator_channels, discriminator_channels), "
+        "for square images of side 8, 16, 32 or 64; auto: conv for such images, mlp otherwise.",
+    )
+    generator_channels: list[Width] = Field(
+        default_factory=lambda: [128, 64, 32],
+        min_length=1,
+        max_length=4,
+        description="Conv generator: channels at 4x4, 8x8, ...; an image of side 4 * 2^k uses "
+        "the first k.",
+    )
+    discriminator_channels: list[Width] = Field(
+        default_factory=lambda: [32, 64, 128],
+        min_length=1,
+        max_length=4,
+        description="Conv discriminator: channels after each stride-2 convolution; an image "
+        "of side 4 * 2^k uses the first k.",
+    )
+    discriminator_batch_norm: bool = Field(
+        True,
+        description="Conv discriminator: batch normalisation after every convolution but the "
+        "first (DCGAN); the MLP discriminator never has it.",
+    )
+    conditional: bool = Field(
+        False,
+        description="Condition both networks on the data's class labels (Mirza & Osindero "
+        "2014): a label embedding joins z and the discriminator's input. Needs labelled data.",
+    )
+    label_embedding_dim: int = Field(
+        16, ge=1, le=256, description="Size of the learned label embedding (conditional)."
     )
     latent_dim: int = Field(2, ge=1, le=512, description="Size of the noise vector z.")
     generator_hidden: list[Width] = Field(
@@ -142,28 +184,34 @@ ConfigT = TypeVar("ConfigT", bound=AdversarialConfig)
 
 
 # -- networks ----------------------------------------------------------------------------------
-def make_generator(config: AdversarialConfig, data_dim: int) -> nn.Sequential:
-    """z [B, latent_dim] -> x [B, data_dim]: Linear -> [BatchNorm] -> activation per hidden
-    layer, and a linear output, since the data is not bounded to [-1, 1].
-
-    Batch normalisation in the generator (as in DCGAN and the PacGAN experiments) keeps each
-    hidden unit spread over the batch; without it the plain GAN collapses onto one or two
-    modes of the ring within a few hundred steps.
-    """
-    return mlp(
-        config.latent_dim,
-        config.generator_hidden,
-        data_dim,
-        act=config.activation,
-        batch_norm=config.generator_batch_norm,
-    )
+# `ml.gan.networks` builds them: z [B, latent_dim] -> x [B, data_dim] and x -> score [B, 1],
+# MLP or conv, conditioned on labels [B] when the config says so. In the MLP generator, batch
+# normalisation (as in DCGAN and the PacGAN experiments) keeps each hidden unit spread over
+# the batch; without it the plain GAN collapses onto one or two modes of the ring within a
+# few hundred steps. The MLP discriminator has no batch norm: it would couple the scores of a
+# batch (and the gradient penalty is per point).
 
 
-def make_discriminator(config: AdversarialConfig, data_dim: int) -> nn.Sequential:
-    """x [B, data_dim] -> score [B, 1]: a logit (D(x) = sigmoid(logit)) or a critic value.
-    No batch norm: it would couple the scores of a batch (and the gradient penalty is per
-    point)."""
-    return mlp(data_dim, config.discriminator_hidden, 1, act=config.activation)
+class WithLabels(nn.Module):
+    """A conditional network with its labels bound, so a variant's loss calls it as net(x)."""
+
+    def __init__(self, net: nn.Module, labels: torch.Tensor) -> None:
+        super().__init__()
+        self.net = net
+        self.labels = labels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x, self.labels)
+
+
+def bind(net: nn.Module, labels: torch.Tensor | None) -> nn.Module:
+    """`net` called with `labels` (the network itself when there are none)."""
+    return net if labels is None else WithLabels(net, labels)
+
+
+def cycled_labels(n: int, n_classes: int) -> np.ndarray:
+    """0, 1, ..., n_classes - 1, 0, 1, ...: n labels, every class as often as possible."""
+    return (np.arange(n) % n_classes).astype(np.int64)
 
 
 def learning_rate_factor(config: AdversarialConfig, step: int) -> float:
@@ -258,7 +306,9 @@ def train_discriminator(
     optimizer.zero_grad(set_to_none=True)
     out.loss.backward()
     optimizer.step()
-    variant.after_discriminator_step(discriminator, config)
+    variant.after_discriminator_step(
+        discriminator.net if isinstance(discriminator, WithLabels) else discriminator, config
+    )
     real_scores, fake_scores = out.real_scores.detach(), out.fake_scores.detach()
     return {
         "losses/discriminator": out.loss.detach(),
@@ -287,33 +337,57 @@ def train_generator(
 
 
 # -- sampling and evaluation ---------------------------------------------------------------------
-def generate(generator: nn.Module, n: int, latent_dim: int, noise: torch.Generator) -> np.ndarray:
+def generate(
+    generator: nn.Module,
+    n: int,
+    latent_dim: int,
+    noise: torch.Generator,
+    labels: np.ndarray | None = None,
+) -> np.ndarray:
     """x [n, data_dim] float32 from z ~ N(0, I) drawn with `noise` (a CPU generator), with
-    batch norm in inference mode."""
+    batch norm in inference mode; `labels` [n] for a conditional generator."""
     z = torch.randn(n, latent_dim, generator=noise)  # z[n, latent_dim]
-    return decode(generator, z)
+    return decode(generator, z, labels)
 
 
-def decode(generator: nn.Module, z: torch.Tensor) -> np.ndarray:
-    """x [n, data_dim] float32 = G(z) for latents z [n, latent_dim], batch norm in inference
-    mode, on the generator's device."""
+def decode(generator: nn.Module, z: torch.Tensor, labels: np.ndarray | None = None) -> np.ndarray:
+    """x [n, data_dim] float32 = G(z) for latents z [n, latent_dim] (and labels [n] for a
+    conditional generator), batch norm in inference mode, on the generator's device."""
     device = next(generator.parameters()).device
     was_training = generator.training
     generator.eval()
+    y = None if labels is None else torch.as_tensor(labels, dtype=torch.int64, device=device)
     with torch.no_grad():
-        samples = generator(z.to(device)).cpu().numpy()
+        samples = bind(generator, y)(z.to(device)).cpu().numpy()
     generator.train(was_training)
     return samples
 
 
 def evaluate(
-    generator: nn.Module, config: AdversarialConfig, data: RealData, seed: int
+    generator: nn.Module,
+    config: AdversarialConfig,
+    data: RealData,
+    seed: int,
+    n_classes: int | None = None,
 ) -> dict[str, Any]:
-    """`eval_samples` generated points, always from the same noise, judged by mode coverage
-    (the 2-D mixtures) or by the MMD to the data (swiss roll, uploaded samples):
+    """`eval_samples` generated points, always from the same noise (a conditional generator:
+    with the labels cycled), judged by mode coverage (the 2-D mixtures), by the digits
+    classifier's metrics (digits; `ml.gan.digits.digits_quality`, with `eval/label_accuracy`
+    for a conditional generator) or by the MMD to the data (swiss roll, uploaded samples):
     {"metrics", "summary"}."""
     noise = torch_rng(derived_seed(seed, Stream.EVAL))
-    samples = generate(generator, config.eval_samples, config.latent_dim, noise)
+    labels = None if n_classes is None else cycled_labels(config.eval_samples, n_classes)
+    samples = generate(generator, config.eval_samples, config.latent_dim, noise, labels)
+    if isinstance(config.dataset, DigitsDataset):
+        metrics = digits_quality(
+            digits_classifier(),
+            samples,
+            rng=numpy_rng(derived_seed(seed, Stream.EVAL)),
+            requested_labels=labels,
+            kid_subsets=DIGITS_KID_SUBSETS,
+        )
+        summary = {name.removeprefix("eval/"): value for name, value in metrics.items()}
+        return {"metrics": metrics, "summary": summary}
     if isinstance(config.dataset, RingDataset | GridDataset):
         coverage = mode_coverage(samples, config.dataset.means(), config.dataset.std)
         metrics = {
@@ -326,6 +400,18 @@ def evaluate(
     real = data.sample(n, np.random.default_rng(derived_seed(seed, Stream.EVAL)))
     mmd = mmd_rbf(samples[:n], real)
     return {"metrics": {"eval/mmd": mmd}, "summary": {"mmd": mmd}}
+
+
+def conditioning_classes(config: AdversarialConfig, data: RealData) -> int | None:
+    """The number of classes a conditional run conditions on (None when not conditional)."""
+    if not config.conditional:
+        return None
+    if data.n_classes is None:
+        raise ConfigError(
+            "conditional training needs labelled data (digits, or samples with y)",
+            field="conditional",
+        )
+    return data.n_classes
 
 
 # -- the loop ------------------------------------------------------------------------------------
@@ -342,9 +428,15 @@ def train(
     """`d_steps` updates of D, then one of G, `total_steps` times; returns both networks."""
     dev = resolve_device(device)
     data = real_data(config.dataset, datasets)  # data.sample(n, rng) -> x[n, data_dim]
+    shape = data.sample_shape
+    n_classes = conditioning_classes(config, data)
+    if isinstance(config.dataset, DigitsDataset) and config.eval_samples < MIN_DIGITS_EVAL:
+        raise ConfigError(
+            f"the digits metrics need eval_samples >= {MIN_DIGITS_EVAL}", field="eval_samples"
+        )
     with seeded_torch(seed):
-        generator = make_generator(config, data.data_dim).to(dev)
-        discriminator = make_discriminator(config, data.data_dim).to(dev)
+        generator = make_generator(config, shape, n_classes).to(dev)
+        discriminator = make_discriminator(config, shape, n_classes).to(dev)
     opt_g, opt_d = variant.optimizers(config, generator, discriminator, dev)
     data_rng = numpy_rng(seed)  # minibatches of real data
     noise = torch_rng(derived_seed(seed, Stream.NOISE), dev)  # z (and WGAN-GP's mixing), on dev
@@ -366,31 +458,44 @@ def train(
         set_learning_rate(opt_g, config.learning_rate_g * factor)
         set_learning_rate(opt_d, config.learning_rate_d * factor)
 
+        labels = None  # y[B]: the real batch's labels, given to G and D alike (conditional)
         for _ in run.round(config.d_steps):  # a stop may come between two of them
-            real = torch.from_numpy(data.sample(batch, data_rng)).to(dev)  # x[B, data_dim]
+            if n_classes is None:
+                x = data.sample(batch, data_rng)
+            else:
+                x, y = data.sample_labelled(batch, data_rng)
+                labels = torch.from_numpy(y).to(dev)
+            real = torch.from_numpy(x).to(dev)  # x[B, data_dim]
             with torch.no_grad():
-                fake = generator(torch.randn(batch, config.latent_dim, generator=noise, device=dev))
-            run.metrics.add_all(
-                train_discriminator(variant, config, discriminator, opt_d, real, fake, noise)
-            )
+                z = torch.randn(batch, config.latent_dim, generator=noise, device=dev)
+                fake = bind(generator, labels)(z)
+            d = bind(discriminator, labels)
+            run.metrics.add_all(train_discriminator(variant, config, d, opt_d, real, fake, noise))
         z = torch.randn(batch, config.latent_dim, generator=noise, device=dev)  # z[B, latent]
-        g_loss = train_generator(variant, config, generator, discriminator, opt_g, z)
+        g_loss = train_generator(
+            variant, config, bind(generator, labels), bind(discriminator, labels), opt_g, z
+        )
         run.metrics.add("losses/generator", g_loss)
         run.metrics.set("charts/learning_rate_factor", factor)
         run.advance()
 
         if run.step % config.eval_interval == 0 and run.step < config.total_steps:
-            run.report(evaluate(generator, config, data, seed)["metrics"])
+            run.report(evaluate(generator, config, data, seed, n_classes)["metrics"])
         run.end_step()
 
-    final = evaluate(generator, config, data, seed)
+    final = evaluate(generator, config, data, seed, n_classes)
     run.finish(final["metrics"])
     metadata = model_metadata(
         kind=variant.model.kind,
         algorithm=variant.name,
         config=config,
         seed=seed,
-        shapes={"latent_dim": config.latent_dim, "data_dim": data.data_dim},
+        shapes={
+            "latent_dim": config.latent_dim,
+            "data_dim": data.data_dim,
+            **({"sample_shape": list(shape)} if len(shape) > 1 else {}),
+            **({"n_classes": n_classes} if n_classes is not None else {}),
+        },
         summary={"steps": run.step, **final["summary"]},
     )
     return variant.model(metadata, generator.cpu().eval(), discriminator.cpu().eval())
@@ -411,29 +516,44 @@ def cost(
       passes of D on B points (WGAN-GP's penalty), plus an optimiser step's overhead;
     - a generator update: forward and backward through G and D: 6 B (G + D), plus overhead;
     - an evaluation: eval_samples forward passes of G, and mode coverage (the mixtures) or
-      the MMD of up to 1,000 points against as many real ones (~n^2 (6 d + 60));
+      the MMD of up to 1,000 points against as many real ones (~n^2 (6 d + 60)), or on digits
+      the classifier's forward passes and the metrics on its features;
 
     total = total_steps x (d_steps x D update + G update) + evaluations; per step (what
     sits between two stop checks: one `round` update, then the generator's, then an
     evaluation) = D update + G update + evaluation. The data dimension d is 2 for the
-    built-in sets, an uploaded dataset's `n_features` when `datasets` has its summary, else
-    `UNKNOWN_DATA_DIM`.
+    built-in sets, 64 for digits, an uploaded dataset's `n_features` when `datasets` has its
+    summary, else `UNKNOWN_DATA_DIM`. For conv networks G and D are their multiply-accumulates
+    per sample, layer by layer (`ml.gan.networks.network_macs`), in place of parameters.
     """
     dataset = config.dataset
+    shape: tuple[int, ...]
     if isinstance(dataset, RingDataset | GridDataset | SwissRollDataset):
-        data_dim = dataset.data_dim
+        shape = (dataset.data_dim,)
+    elif isinstance(dataset, DigitsDataset):
+        shape = IMAGE_SHAPE
     else:
-        data_dim = int(dataset_summary(datasets, dataset.id).get("n_features", UNKNOWN_DATA_DIM))
-    g = mlp_params([config.latent_dim, *config.generator_hidden, data_dim])
-    if config.generator_batch_norm:
-        g += 2 * sum(config.generator_hidden)
-    d = mlp_params([data_dim, *config.discriminator_hidden, 1])
+        summary = dataset_summary(datasets, dataset.id)
+        default = [int(summary.get("n_features", UNKNOWN_DATA_DIM))]
+        shape = tuple(int(d) for d in summary.get("sample_shape", default))
+        shape = (1, *shape) if len(shape) == 2 else shape
+    data_dim = math.prod(shape)
+    try:
+        g, d = network_macs(config, shape, config.conditional)
+    except ConfigError:  # a shape conv networks cannot take: training will refuse it
+        g, d = mlp_params([config.latent_dim, data_dim]), mlp_params([data_dim, 1])
     batch = config.batch_size
     d_update = batch * (FORWARD * g + (2 + d_extra_passes) * TRAIN * d) + UPDATE_OVERHEAD
     g_update = batch * TRAIN * (g + d) + UPDATE_OVERHEAD
     evaluation = config.eval_samples * FORWARD * g + CALL_OVERHEAD
     if isinstance(dataset, RingDataset | GridDataset):
         evaluation += config.eval_samples * dataset.n_modes * 8 * data_dim
+    elif isinstance(dataset, DigitsDataset):
+        # the classifier, density and coverage (distances to the held-out features), KID
+        per_sample = FORWARD * DIGITS_CLASSIFIER_MACS + DIGITS_HELDOUT * 300
+        evaluation += config.eval_samples * per_sample
+        half = min(config.eval_samples, DIGITS_HELDOUT) // 2
+        evaluation += DIGITS_KID_SUBSETS * 3 * half * half * 200
     else:
         n = min(config.eval_samples, MMD_POINTS)
         evaluation += n * n * (6 * data_dim + 60)
@@ -454,8 +574,8 @@ class AdversarialModel(TrainedModel):
 
     config_class: ClassVar[type[AdversarialConfig]] = AdversarialConfig
     scores: ClassVar[Literal["probability", "critic"]] = "probability"
-    generator: nn.Module  # z [B, latent_dim] -> x [B, data_dim]
-    discriminator: nn.Module | None  # x [B, data_dim] -> score [B, 1]; None in old files
+    generator: nn.Module  # z [B, latent_dim] (, labels [B]) -> x [B, data_dim]
+    discriminator: nn.Module | None  # x [B, data_dim] (, labels [B]) -> score [B, 1]
 
     def __init__(
         self, metadata: dict[str, Any], generator: nn.Module, discriminator: nn.Module | None
@@ -473,6 +593,36 @@ class AdversarialModel(TrainedModel):
     def data_dim(self) -> int:
         return int(self.metadata["shapes"]["data_dim"])
 
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """The shape of one sample ([C, H, W] for images); a row of `generate` reshapes to it."""
+        shapes = self.metadata["shapes"]
+        return tuple(int(d) for d in shapes.get("sample_shape", [shapes["data_dim"]]))
+
+    @property
+    def n_classes(self) -> int | None:
+        """The classes a conditional model takes labels of; None when not conditional."""
+        n = self.metadata["shapes"].get("n_classes")
+        return None if n is None else int(n)
+
+    def checked_labels(
+        self, labels: Sequence[int] | np.ndarray | None, n: int
+    ) -> np.ndarray | None:
+        """labels [n] int64 for the generator: the given ones, checked, or (None) for a
+        conditional model every class in turn, 0, 1, ..., n_classes - 1, 0, ...; None for an
+        unconditional model, which takes none (QueryError if given)."""
+        k = self.n_classes
+        if labels is None:
+            return None if k is None else cycled_labels(n, k)
+        if k is None:
+            raise QueryError("this model is not conditional: it takes no labels", field="labels")
+        y = np.asarray(labels)
+        if y.ndim != 1 or len(y) != n:
+            raise QueryError(f"labels must be {n} class labels, one per sample", field="labels")
+        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= k:
+            raise QueryError(f"labels must be integers in 0..{k - 1}", field="labels")
+        return y.astype(np.int64)
+
     def state(self) -> dict[str, Any]:
         return {
             "generator": self.generator.state_dict(),
@@ -486,24 +636,31 @@ class AdversarialModel(TrainedModel):
     @classmethod
     def from_state(cls, metadata: dict[str, Any], state: dict[str, Any]) -> AdversarialModel:
         config = cls.config_class.model_validate(metadata["config"])
-        data_dim = int(metadata["shapes"]["data_dim"])
-        generator = make_generator(config, data_dim)
+        shapes = metadata["shapes"]
+        shape = tuple(int(d) for d in shapes.get("sample_shape", [shapes["data_dim"]]))
+        n_classes = shapes.get("n_classes")
+        generator = make_generator(config, shape, n_classes)
         generator.load_state_dict(state["generator"])
         if "discriminator" not in state:  # saved before models kept their discriminator
             return cls(metadata, generator.eval(), None)
-        discriminator = make_discriminator(config, data_dim)
+        discriminator = make_discriminator(config, shape, n_classes)
         discriminator.load_state_dict(state["discriminator"])
         return cls(metadata, generator.eval(), discriminator.eval())
 
-    def generate(self, n: int, seed: int | None = None) -> np.ndarray:
+    def generate(
+        self, n: int, seed: int | None = None, labels: Sequence[int] | np.ndarray | None = None
+    ) -> np.ndarray:
         """x [n, data_dim] float32 drawn from the learned distribution; the same `seed` gives
-        the same points, `seed=None` fresh ones (entropy from the OS)."""
+        the same points, `seed=None` fresh ones (entropy from the OS). A conditional model
+        draws sample i of class labels[i]; without labels, of class i mod n_classes (every
+        class in turn), so the latents are the same as with labels (`latents(n, seed)`)."""
+        y = self.checked_labels(labels, n)
         noise = torch.Generator()
         if seed is None:
             noise.seed()
         else:
             noise.manual_seed(seed)
-        return generate(self.generator, n, self.latent_dim, noise)
+        return generate(self.generator, n, self.latent_dim, noise, y)
 
     def latents(self, n: int, seed: int) -> np.ndarray:
         """z [n, latent_dim]: the latents `generate(n, seed)` decodes, so a client can
@@ -511,20 +668,28 @@ class AdversarialModel(TrainedModel):
         noise = torch.Generator().manual_seed(seed)
         return torch.randn(n, self.latent_dim, generator=noise).numpy().astype(np.float64)
 
-    def generate_from(self, z: np.ndarray) -> np.ndarray:
-        """x [n, data_dim] float32 = G(z) for given latents z [n, latent_dim]."""
+    def generate_from(
+        self, z: np.ndarray, labels: Sequence[int] | np.ndarray | None = None
+    ) -> np.ndarray:
+        """x [n, data_dim] float32 = G(z) for given latents z [n, latent_dim] (and labels as
+        in `generate`)."""
         latents = torch.as_tensor(np.asarray(z, dtype=np.float32).reshape(-1, self.latent_dim))
-        return decode(self.generator, latents)
+        return decode(self.generator, latents, self.checked_labels(labels, len(latents)))
 
-    def discriminate(self, x: np.ndarray) -> np.ndarray:
+    def discriminate(
+        self, x: np.ndarray, labels: Sequence[int] | np.ndarray | None = None
+    ) -> np.ndarray:
         """D(x) [n] for points x [n, data_dim]: the probability the discriminator gives to x
-        being real data, or a critic's score (higher: more like the data)."""
+        being real data, or a critic's score (higher: more like the data); a conditional
+        model's D(x | label), the labels as in `generate`."""
         if self.discriminator is None:
             raise QueryError(
                 "this model file was saved without its discriminator; retrain it to score points",
                 field="query",
             )
         points = torch.as_tensor(np.asarray(x, dtype=np.float32).reshape(-1, self.data_dim))
+        y = self.checked_labels(labels, len(points))
+        d = bind(self.discriminator, None if y is None else torch.from_numpy(y))
         with torch.no_grad():
-            scores = shown_scores(self.discriminator(points), self.scores)  # [n, 1]
+            scores = shown_scores(d(points), self.scores)  # [n, 1]
         return scores.reshape(-1).numpy().astype(np.float64)

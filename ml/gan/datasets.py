@@ -5,9 +5,11 @@ Each dataset has a pure sampling function (numpy in, numpy out, randomness from 
 `kind` tag, so `DatasetSpec` is a discriminated union: adding a dataset means adding one
 spec class to the union, and every config that embeds `DatasetSpec` accepts it without
 other changes (and the datasets resource lists it as a built-in). Besides the built-in 2-D
-sets, a user's own points (`ml.data.UploadedDataset`, a `samples`
-dataset of rows `x[N, d]`) are drawn from by `ArraySamples`; `real_data` turns either spec
-into something with `data_dim` and `sample(n, rng)`.
+sets and scikit-learn's 8x8 `digits` (images with labels, `ml.gan.digits`), a user's own
+samples (`ml.data.UploadedDataset`, a `samples` dataset of vectors `x[N, d]` or images
+`x[N, C, H, W]`, optionally labelled `y[N]`) are drawn from by `ArraySamples`; `real_data`
+turns any spec into a `RealData`: flat rows x[n, data_dim], their `sample_shape`, and labels
+when the data has them.
 
 The built-in 2-D sets are the standard mode-collapse benchmarks of Metz et al. 2017
 ("Unrolled Generative Adversarial Networks") and Lin et al. 2018 ("PacGAN: The power of two
@@ -33,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ml.core.errors import ConfigError
 from ml.data import UploadedDataset, resolve
+from ml.gan.digits import load_digits_dataset
 
 
 def ring_means(n_modes: int = 8, radius: float = 1.0) -> np.ndarray:
@@ -166,43 +169,124 @@ class SwissRollDataset(BaseModel):
         return sample_swissroll(n, self.noise, rng)
 
 
+class DigitsDataset(BaseModel):
+    """scikit-learn's 8x8 handwritten digits (`ml.gan.digits`), images [1, 8, 8] in [-1, 1]
+    with their labels 0-9; judged by the digits classifier's metrics (`eval/fd_digits`, ...)
+    against the held-out split."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["digits"] = Field("digits", description="Dataset tag: 8x8 digits.")
+    split: Literal["train", "all"] = Field(
+        "train",
+        description="train: the 1,437 images the evaluation's held-out 360 are not among; "
+        "all: all 1,797.",
+    )
+
+    @property
+    def data_dim(self) -> int:
+        return 64
+
+
 # The built-in sets with known modes, judged by mode coverage.
 Mixture = RingDataset | GridDataset
-BuiltinDataset = RingDataset | GridDataset | SwissRollDataset
+BuiltinDataset = RingDataset | GridDataset | SwissRollDataset | DigitsDataset
 
 # The datasets a generative model can be trained on, told apart by `kind`.
 DatasetSpec = Annotated[
-    RingDataset | GridDataset | SwissRollDataset | UploadedDataset, Field(discriminator="kind")
+    RingDataset | GridDataset | SwissRollDataset | DigitsDataset | UploadedDataset,
+    Field(discriminator="kind"),
 ]
 
 
 class RealData(Protocol):
-    """Where real samples come from during training."""
+    """Where real samples come from during training: flat rows x[n, data_dim] (an image is
+    its C*H*W pixels, channel by channel, row by row), of `sample_shape` once reshaped, and
+    labels in 0..n_classes-1 when the data has them."""
 
     @property
     def data_dim(self) -> int: ...
 
+    @property
+    def sample_shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def n_classes(self) -> int | None: ...
+
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray: ...
+
+    def sample_labelled(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """x[n, data_dim] and their labels y[n] int64 (only when `n_classes` is set)."""
+        ...
+
+
+class Points:
+    """A built-in 2-D set as `RealData`: unlabelled points."""
+
+    def __init__(self, spec: RingDataset | GridDataset | SwissRollDataset) -> None:
+        self.spec = spec
+
+    @property
+    def data_dim(self) -> int:
+        return self.spec.data_dim
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return (self.spec.data_dim,)
+
+    @property
+    def n_classes(self) -> int | None:
+        return None
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.spec.sample(n, rng)
+
+    def sample_labelled(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        raise ConfigError("this dataset has no labels", field="dataset")
 
 
 class ArraySamples:
-    """Rows of an uploaded `samples` dataset, drawn uniformly with replacement."""
+    """Samples x[N, ...] (vectors [N, d], grey images [N, H, W] or images [N, C, H, W]) and
+    optional labels y[N], kept as flat rows and drawn uniformly with replacement."""
 
-    def __init__(self, x: np.ndarray) -> None:
+    def __init__(self, x: np.ndarray, y: np.ndarray | None = None) -> None:
         x = np.asarray(x)
-        if x.ndim != 2 or len(x) == 0 or x.shape[1] == 0:
+        if x.ndim < 2 or x.ndim > 4 or len(x) == 0 or 0 in x.shape[1:]:
             raise ConfigError(
-                f"a samples dataset needs x of shape [N, d] with N, d >= 1, got {x.shape}",
+                "a samples dataset needs x of shape [N, d], [N, H, W] or [N, C, H, W] with "
+                f"every size >= 1, got {x.shape}",
                 field="dataset",
             )
-        self.x = x.astype(np.float32)  # x[i, d]
+        shape = tuple(int(d) for d in x.shape[1:])
+        self._shape = (1, *shape) if len(shape) == 2 else shape  # [H, W] is one grey channel
+        self.x = x.reshape(len(x), -1).astype(np.float32)  # x[i, d]
+        self.y = None if y is None else np.asarray(y, dtype=np.int64).reshape(-1)  # y[i]
+        if self.y is not None and len(self.y) != len(x):
+            raise ConfigError("a samples dataset needs one label per sample", field="dataset")
 
     @property
     def data_dim(self) -> int:
         return int(self.x.shape[1])
 
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return self._shape
+
+    @property
+    def n_classes(self) -> int | None:
+        return None if self.y is None or len(self.y) == 0 else int(self.y.max()) + 1
+
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return self.x[rng.integers(0, len(self.x), size=n)]  # [n, d]
+
+    def sample_labelled(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        if self.y is None:
+            raise ConfigError(
+                "conditional training needs labels: this samples dataset has no y",
+                field="dataset",
+            )
+        index = rng.integers(0, len(self.x), size=n)
+        return self.x[index], self.y[index]  # [n, d], [n]
 
 
 def real_data(
@@ -210,5 +294,9 @@ def real_data(
 ) -> RealData:
     """The sampler a config's `dataset` names; uploaded data is looked up in `datasets`."""
     if isinstance(spec, UploadedDataset):
-        return ArraySamples(resolve(spec, datasets, "samples").arrays["x"])
-    return spec
+        arrays = resolve(spec, datasets, "samples").arrays
+        return ArraySamples(arrays["x"], arrays.get("y"))
+    if isinstance(spec, DigitsDataset):
+        digits = load_digits_dataset(spec.split)
+        return ArraySamples(digits.images, digits.labels)
+    return Points(spec)

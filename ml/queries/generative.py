@@ -36,6 +36,41 @@ class Discriminates(Protocol):
     def discriminate(self, x: np.ndarray) -> np.ndarray: ...
 
 
+class Conditional(Protocol):
+    """A conditional generator (`ml.gan.adversarial.AdversarialModel` with `n_classes`)."""
+
+    n_classes: int | None
+
+    def generate(self, n: int, seed: int | None, labels: list[int] | None = None) -> np.ndarray: ...
+
+    def generate_from(self, z: np.ndarray, labels: list[int] | None = None) -> np.ndarray: ...
+
+    def discriminate(self, x: np.ndarray, labels: list[int] | None = None) -> np.ndarray: ...
+
+
+def checked_labels(model: object, labels: list[int] | None, n: int) -> Conditional | None:
+    """The model as a conditional one when `labels` are given and fit it: one per sample,
+    each in 0..n_classes-1 (QueryError otherwise, and for a model that is not conditional);
+    None when no labels are given."""
+    if labels is None:
+        return None
+    n_classes = getattr(model, "n_classes", None)
+    if n_classes is None:
+        raise QueryError("this model is not conditional: it takes no labels", field="labels")
+    if len(labels) != n:
+        raise QueryError(f"give {n} labels, one per sample; got {len(labels)}", field="labels")
+    bad = [label for label in labels if not 0 <= label < n_classes]
+    if bad:
+        raise QueryError(f"labels must be classes 0..{n_classes - 1}; got {bad[0]}", field="labels")
+    return model  # type: ignore[return-value]
+
+
+LABELS_DESCRIPTION = (
+    "Conditional models only: the class of each sample (one per sample, 0..n_classes-1); "
+    "without them a conditional model draws every class in turn (0, 1, ..., 0, 1, ...)."
+)
+
+
 class SamplesRequest(BaseModel):
     model_config = REQUEST
 
@@ -49,6 +84,9 @@ class SamplesRequest(BaseModel):
         max_length=MAX_BATCH,
         description="Decode these latents (latent_dim numbers each) instead of drawing them; "
         "then `n` and `seed` are not given.",
+    )
+    labels: list[int] | None = Field(
+        None, min_length=1, max_length=MAX_SAMPLES, description=LABELS_DESCRIPTION
     )
 
     @model_validator(mode="after")
@@ -68,9 +106,17 @@ def samples(model: Generates, request: SamplesRequest) -> SamplesResponse:
     if request.latents is not None:
         decoder = checked_decoder(model)
         z = observation_batch(request.latents, decoder.latent_dim, field="latents")
-        points = decoder.generate_from(z)  # x[n, d]
+        conditional = checked_labels(model, request.labels, len(z))
+        if conditional is not None:
+            points = conditional.generate_from(z, request.labels)  # x[n, d]
+        else:
+            points = decoder.generate_from(z)
         return SamplesResponse(samples=points.tolist(), n=len(points), seed=None)
-    points = model.generate(request.n, request.seed)  # x[n, d]
+    conditional = checked_labels(model, request.labels, request.n)
+    if conditional is not None:
+        points = conditional.generate(request.n, request.seed, request.labels)  # x[n, d]
+    else:
+        points = model.generate(request.n, request.seed)
     return SamplesResponse(samples=points.tolist(), n=request.n, seed=request.seed)
 
 
@@ -86,7 +132,8 @@ SAMPLES = Query(
     name="samples",
     summary="Draw samples from a generator",
     description="Points drawn from the learned distribution; the same seed gives the same "
-    "points. As .npy: an (n, data_dim) float32 array.",
+    "points; a conditional model's of the requested `labels`. Images come as rows of C*H*W "
+    "pixels (the model's `sample_shape`). As .npy: an (n, data_dim) float32 array.",
     request=SamplesRequest,
     response=SamplesResponse,
     needs=("generate", "data_dim"),
@@ -110,6 +157,12 @@ class InterpolationsRequest(BaseModel):
         None, min_length=2, max_length=2, description="[za, zb]: walk between these latents."
     )
     steps: int = Field(8, ge=2, le=256, description="Points on the way, both ends included.")
+    label: int | None = Field(
+        None,
+        ge=0,
+        description="Conditional models only: the class of every point of the walk (without "
+        "it, the points take the classes in turn, as in `samples`).",
+    )
     method: Literal["slerp", "linear"] = Field(
         "slerp",
         description="slerp (spherical: every point keeps the norm a Gaussian latent is likely "
@@ -153,7 +206,12 @@ def interpolations(model: Decodes, request: InterpolationsRequest) -> Interpolat
         pair = observation_batch(request.latents, model.latent_dim, field="latents")
         za, zb = pair[0].astype(np.float64), pair[1].astype(np.float64)
     z = interpolate(za, zb, request.steps, request.method)  # z[steps, latent_dim]
-    points = model.generate_from(z)  # x[steps, data_dim]
+    labels = None if request.label is None else [request.label] * request.steps
+    conditional = checked_labels(model, labels, request.steps)
+    if conditional is not None:
+        points = conditional.generate_from(z, labels)  # x[steps, data_dim]
+    else:
+        points = model.generate_from(z)
     return InterpolationsResponse(
         samples=points.tolist(), latents=z.tolist(), steps=request.steps, method=request.method
     )
@@ -180,6 +238,13 @@ class ScoresRequest(BaseModel):
     samples: list[Vector] = Field(
         min_length=1, max_length=MAX_BATCH, description="Points of data_dim numbers each."
     )
+    labels: list[int] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_BATCH,
+        description="Conditional models only: the class each point is scored as (D(x | y)); "
+        "without them, the classes in turn.",
+    )
 
 
 class ScoresResponse(BaseModel):
@@ -191,7 +256,12 @@ class ScoresResponse(BaseModel):
 
 def discriminator_scores(model: Discriminates, request: ScoresRequest) -> ScoresResponse:
     x = observation_batch(request.samples, model.data_dim, field="samples")  # x[n, d]
-    return ScoresResponse(scores=np.asarray(model.discriminate(x), dtype=float).tolist())
+    conditional = checked_labels(model, request.labels, len(x))
+    if conditional is not None:
+        scores = conditional.discriminate(x, request.labels)
+    else:
+        scores = model.discriminate(x)
+    return ScoresResponse(scores=np.asarray(scores, dtype=float).tolist())
 
 
 DISCRIMINATOR_SCORES = Query(

@@ -85,7 +85,7 @@ def test_config_defaults_and_datasets() -> None:
     uploaded = GANConfig.model_validate({"dataset": {"kind": "uploaded", "id": "abc"}})
     assert uploaded.dataset == UploadedDataset(id="abc")
     bad_configs: list[dict[str, object]] = [
-        {"dataset": {"kind": "digits"}},
+        {"dataset": {"kind": "mnist"}},  # digits is a kind now (dcgan, cgan)
         {"dataset": {"kind": "uploaded"}},
         {"dataset": {"kind": "uploaded", "id": ""}},
         {"dataset": {"n_modes": 1}},
