@@ -37,6 +37,7 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
         "batch_size": 32,
         "total_steps": 60,
         "d_steps": 2,
+        "ema_decay": 0.9,  # so the contract tests cover the averaged generator too
         "checkpoint_interval": 20,
         "eval_interval": 30,
         "eval_samples": 200,

@@ -8,7 +8,9 @@ whose loss stays near zero (it wins outright and the generator's gradients vanis
 Bottou 2017, "Towards Principled Methods for Training GANs") or Q-values far beyond any return
 the rewards allow (Q-learning with function approximation diverging; van Hasselt et al. 2018,
 "Deep RL and the Deadly Triad"): those become a warning (`Hooks.on_warning`) once they have
-lasted `patience` consecutive reports, and the run goes on.
+lasted `patience` consecutive reports, and the run goes on, unless the config named that
+warning's code among those to stop on (`stop_on`): then the check records why
+(`stop_reason`), and the loop ends the run early with the model it has (`Run.ended_early`).
 
 The checks read the metrics the loop reports anyway (`ml.core.metrics`), so they cost no
 extra device synchronisation.
@@ -17,7 +19,7 @@ extra device synchronisation.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from ml.core.errors import TrainingAborted
@@ -36,15 +38,30 @@ class Suspicion:
     patience: int = 3  # consecutive suspicious reports of the metric before warning
 
 
-class HealthCheck:
-    """Abort on non-finite losses; warn once a `Suspicion` has lasted its `patience`.
+@dataclass(frozen=True)
+class StopReason:
+    """Why a run ended early: the warning it was asked to stop on."""
 
-    A suspicion warns again only after it has cleared (a report that does not match).
+    step: int
+    code: str
+    message: str
+
+
+class HealthCheck:
+    """Abort on non-finite losses; warn once a `Suspicion` has lasted its `patience`, and
+    record a `StopReason` when its code is one of `stop_on`.
+
+    A suspicion warns again only after it has cleared (a report that does not match). The
+    streaks live in memory: a run resumed from a checkpoint starts counting afresh.
     """
 
-    def __init__(self, hooks: Hooks, suspicions: Sequence[Suspicion] = ()) -> None:
+    def __init__(
+        self, hooks: Hooks, suspicions: Sequence[Suspicion] = (), stop_on: Collection[str] = ()
+    ) -> None:
         self.hooks = hooks
         self.suspicions = tuple(suspicions)
+        self.stop_on = frozenset(stop_on)
+        self.stop_reason: StopReason | None = None  # the first warning named in stop_on
         self._streak = {s.code: 0 for s in self.suspicions}
 
     def check(self, step: int, metrics: Mapping[str, float]) -> None:
@@ -65,3 +82,5 @@ class HealthCheck:
             self._streak[suspicion.code] += 1
             if self._streak[suspicion.code] == suspicion.patience:
                 self.hooks.on_warning(step, suspicion.code, suspicion.message)
+                if suspicion.code in self.stop_on and self.stop_reason is None:
+                    self.stop_reason = StopReason(step, suspicion.code, suspicion.message)

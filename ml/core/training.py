@@ -45,7 +45,7 @@ no hierarchy.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -54,7 +54,7 @@ from pydantic import BaseModel
 from torch import nn
 
 from ml.core.errors import ArtifactError, TrainingStopped
-from ml.core.health import HealthCheck, Suspicion
+from ml.core.health import HealthCheck, StopReason, Suspicion
 from ml.core.hooks import Hooks
 from ml.core.metrics import MetricBuffer, check_name
 
@@ -150,6 +150,7 @@ class Run:
         *,
         log_interval: int,
         suspicions: Sequence[Suspicion] = (),
+        stop_on: Collection[str] = (),
     ) -> None:
         self.hooks = hooks
         self.total = budget(config)
@@ -157,7 +158,7 @@ class Run:
         self.checkpoint_interval = int(getattr(config, "checkpoint_interval"))  # noqa: B009
         self.step = 0
         self.metrics = MetricBuffer()
-        self.health = HealthCheck(hooks, suspicions)
+        self.health = HealthCheck(hooks, suspicions, stop_on)
         # Plain values a checkpoint keeps besides the tracked objects (episode counts...).
         self.values: dict[str, Any] = {}
         self._tracked: dict[str, Tracked] = {}
@@ -243,6 +244,13 @@ class Run:
         self.values.pop(ROUND, None)
 
     # -- the step ----------------------------------------------------------------------------
+    @property
+    def ended_early(self) -> StopReason | None:
+        """Why the run should end before its budget: a health warning the config asked to
+        stop on (`stop_on`); None while it should go on. The loop tests it with its budget:
+        `while run.step < config.total_steps and not run.ended_early`."""
+        return self.health.stop_reason
+
     def advance(self) -> int:
         """Count one step done; returns the new step."""
         self.step += 1
@@ -293,7 +301,8 @@ class KeepBest:
     model, guards against the swings of a learner's greedy return between evaluations.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, metric: str = "eval_return") -> None:
+        self.metric = metric  # what the score is, as the summary names it
         self.score: float | None = None  # best evaluation so far
         self.step: int | None = None  # its step
         self.weights: dict[str, Any] | None = None  # its state_dict, on the CPU
@@ -311,9 +320,9 @@ class KeepBest:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "best_eval_return": self.score,
+            f"best_{self.metric}": self.score,
             "best_eval_step": self.step,
-            "final_eval_return": self.last_score,
+            f"final_{self.metric}": self.last_score,
         }
 
     def restore(self, network: nn.Module) -> None:

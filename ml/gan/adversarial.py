@@ -25,6 +25,7 @@ the MMD to real data otherwise (`eval/mmd`).
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,7 +61,7 @@ from ml.core.seeding import (
     seeded_torch,
     torch_rng,
 )
-from ml.core.training import Run
+from ml.core.training import KeepBest, Run
 from ml.gan.datasets import (
     DatasetSpec,
     DigitsDataset,
@@ -71,7 +72,8 @@ from ml.gan.datasets import (
     real_data,
 )
 from ml.gan.digits import IMAGE_SHAPE, digits_classifier, digits_quality
-from ml.gan.metrics import mmd_rbf, mode_coverage
+from ml.gan.health import HealthCode, coverage_falling, discriminator_wins, mode_collapse
+from ml.gan.metrics import diversity, mmd_rbf, mode_coverage
 from ml.gan.networks import make_discriminator, make_generator, network_macs
 
 MAX_SAMPLES = 10_000
@@ -83,6 +85,7 @@ MIN_DIGITS_EVAL = 20  # generated digits per evaluation the image metrics (KID) 
 DIGITS_KID_SUBSETS = 20  # KID's subsets in an evaluation during training
 DIGITS_CLASSIFIER_MACS = 340_000  # per image, a forward pass of ml.gan.digits.DigitsNet
 DIGITS_HELDOUT = 360  # the held-out digits the metrics compare with
+DIVERSITY_POINTS = 500  # generated and real points the diversity check compares
 
 Width = Annotated[int, Field(ge=1, le=4096)]
 
@@ -178,6 +181,27 @@ class AdversarialConfig(BaseModel):
     eval_samples: int = Field(
         2500, ge=1, le=MAX_SAMPLES, description="Generated samples per evaluation."
     )
+    keep_best: bool = Field(
+        True,
+        description="Keep the generator of the best evaluation (by `quality`: modes and "
+        "high-quality share on the 2-D mixtures, the Frechet distance on digits, the MMD "
+        "otherwise) beside the last one; queries use the best unless they ask for the last.",
+    )
+    ema_decay: float | None = Field(
+        None,
+        ge=0.0,
+        lt=1.0,
+        description="If set (e.g. 0.999), evaluations judge, and the model keeps, an "
+        "exponential moving average of the generator's weights rather than the weights "
+        "themselves (Yazici et al. 2019); training still updates the generator itself.",
+    )
+    stop_on: list[HealthCode] = Field(
+        default_factory=list,
+        max_length=3,
+        description="Health warnings that end training early instead of only being reported "
+        "(discriminator_wins, mode_collapse, coverage_falling; see the job's warnings); the "
+        "model then holds the best generator so far.",
+    )
 
 
 ConfigT = TypeVar("ConfigT", bound=AdversarialConfig)
@@ -268,7 +292,6 @@ class Variant(Generic[ConfigT]):
     scores: Literal["probability", "critic"]
     # Called after every discriminator update (WGAN clips the critic's weights there).
     after_discriminator_step: Callable[[nn.Module, ConfigT], None] = no_op
-    suspicions: Sequence[Suspicion] = ()
 
 
 def accuracy(
@@ -373,11 +396,30 @@ def evaluate(
     """`eval_samples` generated points, always from the same noise (a conditional generator:
     with the labels cycled), judged by mode coverage (the 2-D mixtures), by the digits
     classifier's metrics (digits; `ml.gan.digits.digits_quality`, with `eval/label_accuracy`
-    for a conditional generator) or by the MMD to the data (swiss roll, uploaded samples):
-    {"metrics", "summary"}."""
+    for a conditional generator) or by the MMD to the data (swiss roll, uploaded samples),
+    and always by their spread relative to the data's (`eval/diversity`, which the
+    mode-collapse check reads): {"metrics", "summary"}."""
     noise = torch_rng(derived_seed(seed, Stream.EVAL))
     labels = None if n_classes is None else cycled_labels(config.eval_samples, n_classes)
     samples = generate(generator, config.eval_samples, config.latent_dim, noise, labels)
+    quality = judge(samples, labels, config, data, seed)
+    n = min(len(samples), DIVERSITY_POINTS)
+    real = data.sample(n, numpy_rng(derived_seed(seed, Stream.EVAL)))
+    spread = diversity(samples[:n], real)
+    return {
+        "metrics": {**quality["metrics"], "eval/diversity": spread},
+        "summary": {**quality["summary"], "diversity": spread},
+    }
+
+
+def judge(
+    samples: np.ndarray,
+    labels: np.ndarray | None,
+    config: AdversarialConfig,
+    data: RealData,
+    seed: int,
+) -> dict[str, Any]:
+    """The quality metrics of `evaluate` for the data's kind: {"metrics", "summary"}."""
     if isinstance(config.dataset, DigitsDataset):
         metrics = digits_quality(
             digits_classifier(),
@@ -400,6 +442,50 @@ def evaluate(
     real = data.sample(n, np.random.default_rng(derived_seed(seed, Stream.EVAL)))
     mmd = mmd_rbf(samples[:n], real)
     return {"metrics": {"eval/mmd": mmd}, "summary": {"mmd": mmd}}
+
+
+def quality(metrics: Mapping[str, float]) -> float:
+    """One number per evaluation, higher is better, by which the best generator is kept:
+    on the 2-D mixtures the modes captured plus the high-quality share (a mode more always
+    wins; the share breaks ties); on digits the share of samples classified as their
+    requested label for a conditional generator (what it is for: an earlier generator with
+    a lower Frechet distance but mixed-up classes is not better), else minus the Frechet
+    distance of the classifier's features; otherwise minus the MMD to the data."""
+    if "eval/modes" in metrics:
+        return float(metrics["eval/modes"]) + float(metrics["eval/high_quality"])
+    if "eval/label_accuracy" in metrics:
+        return float(metrics["eval/label_accuracy"])
+    if "eval/fd_digits" in metrics:
+        return -float(metrics["eval/fd_digits"])
+    return -float(metrics["eval/mmd"])
+
+
+def health_checks(variant: Variant[Any], config: AdversarialConfig) -> list[Suspicion]:
+    """The run's health checks (`ml.gan.health`), fresh for this run (one is stateful)."""
+    checks = [discriminator_wins(variant.scores), mode_collapse()]
+    if isinstance(config.dataset, RingDataset | GridDataset):
+        checks.append(coverage_falling("eval/modes"))
+    elif isinstance(config.dataset, DigitsDataset):
+        checks.append(coverage_falling("eval/coverage"))
+    return checks
+
+
+def averaged(generator: nn.Module) -> nn.Module:
+    """A copy of `generator` to hold the moving average of its weights."""
+    average = copy.deepcopy(generator)
+    average.requires_grad_(False)
+    return average
+
+
+def update_average(average: nn.Module, generator: nn.Module, decay: float) -> None:
+    """average <- decay * average + (1 - decay) * generator, weight by weight; the buffers
+    (batch norm's running statistics) are copied, since they are statistics of the
+    generator's current outputs rather than weights to smooth."""
+    with torch.no_grad():
+        for mean, weight in zip(average.parameters(), generator.parameters(), strict=True):
+            mean.lerp_(weight, 1.0 - decay)
+        for mine, theirs in zip(average.buffers(), generator.buffers(), strict=True):
+            mine.copy_(theirs)
 
 
 def conditioning_classes(config: AdversarialConfig, data: RealData) -> int | None:
@@ -440,8 +526,18 @@ def train(
     opt_g, opt_d = variant.optimizers(config, generator, discriminator, dev)
     data_rng = numpy_rng(seed)  # minibatches of real data
     noise = torch_rng(derived_seed(seed, Stream.NOISE), dev)  # z (and WGAN-GP's mixing), on dev
+    # What evaluations judge and the model keeps: the generator, or the average of its weights.
+    average = None if config.ema_decay is None else averaged(generator)
+    judged = generator if average is None else average
+    best = KeepBest("quality")  # the judged generator at its best evaluation
 
-    run = Run(hooks, config, log_interval=LOG_INTERVAL, suspicions=variant.suspicions)
+    run = Run(
+        hooks,
+        config,
+        log_interval=LOG_INTERVAL,
+        suspicions=health_checks(variant, config),
+        stop_on=config.stop_on,
+    )
     run.track(
         generator=generator,
         discriminator=discriminator,
@@ -449,10 +545,12 @@ def train(
         opt_d=opt_d,
         data_rng=data_rng,
         noise_rng=noise,
+        best=best,
+        **({} if average is None else {"average": average}),
     )
     run.start(resume)
     batch = config.batch_size
-    while run.step < config.total_steps:
+    while run.step < config.total_steps and not run.ended_early:
         run.stop_if_asked()
         factor = learning_rate_factor(config, run.step)
         set_learning_rate(opt_g, config.learning_rate_g * factor)
@@ -477,14 +575,42 @@ def train(
         )
         run.metrics.add("losses/generator", g_loss)
         run.metrics.set("charts/learning_rate_factor", factor)
+        if average is not None and config.ema_decay is not None:
+            update_average(average, generator, config.ema_decay)
         run.advance()
 
         if run.step % config.eval_interval == 0 and run.step < config.total_steps:
-            run.report(evaluate(generator, config, data, seed, n_classes)["metrics"])
+            evaluation = evaluate(judged, config, data, seed, n_classes)["metrics"]
+            if config.keep_best:
+                best.offer(run.step, quality(evaluation), judged)
+            run.report(evaluation)
         run.end_step()
 
-    final = evaluate(generator, config, data, seed, n_classes)
+    final = evaluate(judged, config, data, seed, n_classes)
     run.finish(final["metrics"])
+    last = judged.cpu().eval()
+    served, summary = last, {"steps": run.step, **final["summary"]}
+    last_is_best = best.offer(run.step, quality(final["metrics"]), judged)
+    if config.keep_best and not last_is_best:
+        served = copy.deepcopy(last)  # the best evaluation was an earlier one: load it
+        best.restore(served)
+        summary = {
+            "steps": run.step,
+            **evaluate(served, config, data, seed, n_classes)["summary"],
+            "last": final["summary"],
+        }
+    if config.keep_best:
+        summary["best_step"] = best.step
+    if run.ended_early is not None:
+        reason = run.ended_early
+        summary["stopped_early"] = {"step": reason.step, "code": reason.code}
+        hooks.on_warning(
+            run.step,
+            "stopped_early",
+            f"training stopped at step {run.step} of {config.total_steps} on {reason.code}, "
+            f"as the config's stop_on asks; the model holds the generator of step "
+            f"{best.step if config.keep_best else run.step}",
+        )
     metadata = model_metadata(
         kind=variant.model.kind,
         algorithm=variant.name,
@@ -496,9 +622,14 @@ def train(
             **({"sample_shape": list(shape)} if len(shape) > 1 else {}),
             **({"n_classes": n_classes} if n_classes is not None else {}),
         },
-        summary={"steps": run.step, **final["summary"]},
+        summary=summary,
     )
-    return variant.model(metadata, generator.cpu().eval(), discriminator.cpu().eval())
+    return variant.model(
+        metadata,
+        served,
+        discriminator.cpu().eval(),
+        last_generator=None if served is last else last,
+    )
 
 
 # -- cost ----------------------------------------------------------------------------------------
@@ -557,7 +688,9 @@ def cost(
     else:
         n = min(config.eval_samples, MMD_POINTS)
         evaluation += n * n * (6 * data_dim + 60)
-    evaluations = config.total_steps // config.eval_interval + 1
+    # every eval_interval steps, at the end, and the best generator's again when it is not
+    # the last
+    evaluations = config.total_steps // config.eval_interval + 2
     return Cost(
         total=config.total_steps * (config.d_steps * d_update + g_update)
         + evaluations * evaluation,
@@ -568,9 +701,17 @@ def cost(
 
 
 # -- model ---------------------------------------------------------------------------------------
+Which = Literal["best", "last"]
+
+
 class AdversarialModel(TrainedModel):
     """A trained GAN of any variant: the generator draws samples, the discriminator (or
-    critic) scores points. A variant's model names its kind, config and kind of scores."""
+    critic) scores points. A variant's model names its kind, config and kind of scores.
+
+    It holds two generators when the best evaluation came before the end of training (a
+    GAN's often does): `generator`, the best, which queries use by default, and
+    `last_generator`, as training left it; `which="last"` asks for that one.
+    """
 
     config_class: ClassVar[type[AdversarialConfig]] = AdversarialConfig
     scores: ClassVar[Literal["probability", "critic"]] = "probability"
@@ -578,12 +719,24 @@ class AdversarialModel(TrainedModel):
     discriminator: nn.Module | None  # x [B, data_dim] (, labels [B]) -> score [B, 1]
 
     def __init__(
-        self, metadata: dict[str, Any], generator: nn.Module, discriminator: nn.Module | None
+        self,
+        metadata: dict[str, Any],
+        generator: nn.Module,
+        discriminator: nn.Module | None,
+        last_generator: nn.Module | None = None,
     ) -> None:
         super().__init__(metadata)
         self.generator = generator
         # None only for model files saved before models kept their discriminator.
         self.discriminator = discriminator
+        # None when the last generator is the best one (or the run kept no best).
+        self.last_generator = last_generator
+
+    def generator_for(self, which: Which) -> nn.Module:
+        """The best generator, or the last one (the same network when they are the same)."""
+        if which == "last" and self.last_generator is not None:
+            return self.last_generator
+        return self.generator
 
     @property
     def latent_dim(self) -> int:
@@ -624,14 +777,12 @@ class AdversarialModel(TrainedModel):
         return y.astype(np.int64)
 
     def state(self) -> dict[str, Any]:
-        return {
-            "generator": self.generator.state_dict(),
-            **(
-                {"discriminator": self.discriminator.state_dict()}
-                if self.discriminator is not None
-                else {}
-            ),
-        }
+        state = {"generator": self.generator.state_dict()}
+        if self.last_generator is not None:
+            state["last_generator"] = self.last_generator.state_dict()
+        if self.discriminator is not None:
+            state["discriminator"] = self.discriminator.state_dict()
+        return state
 
     @classmethod
     def from_state(cls, metadata: dict[str, Any], state: dict[str, Any]) -> AdversarialModel:
@@ -641,26 +792,37 @@ class AdversarialModel(TrainedModel):
         n_classes = shapes.get("n_classes")
         generator = make_generator(config, shape, n_classes)
         generator.load_state_dict(state["generator"])
-        if "discriminator" not in state:  # saved before models kept their discriminator
-            return cls(metadata, generator.eval(), None)
-        discriminator = make_discriminator(config, shape, n_classes)
-        discriminator.load_state_dict(state["discriminator"])
-        return cls(metadata, generator.eval(), discriminator.eval())
+        last = None
+        if "last_generator" in state:
+            last = make_generator(config, shape, n_classes)
+            last.load_state_dict(state["last_generator"])
+            last.eval()
+        discriminator = None  # saved before models kept their discriminator
+        if "discriminator" in state:
+            discriminator = make_discriminator(config, shape, n_classes)
+            discriminator.load_state_dict(state["discriminator"])
+            discriminator.eval()
+        return cls(metadata, generator.eval(), discriminator, last)
 
     def generate(
-        self, n: int, seed: int | None = None, labels: Sequence[int] | np.ndarray | None = None
+        self,
+        n: int,
+        seed: int | None = None,
+        labels: Sequence[int] | np.ndarray | None = None,
+        which: Which = "best",
     ) -> np.ndarray:
         """x [n, data_dim] float32 drawn from the learned distribution; the same `seed` gives
         the same points, `seed=None` fresh ones (entropy from the OS). A conditional model
         draws sample i of class labels[i]; without labels, of class i mod n_classes (every
-        class in turn), so the latents are the same as with labels (`latents(n, seed)`)."""
+        class in turn), so the latents are the same as with labels (`latents(n, seed)`).
+        `which` chooses the best generator or the last."""
         y = self.checked_labels(labels, n)
         noise = torch.Generator()
         if seed is None:
             noise.seed()
         else:
             noise.manual_seed(seed)
-        return generate(self.generator, n, self.latent_dim, noise, y)
+        return generate(self.generator_for(which), n, self.latent_dim, noise, y)
 
     def latents(self, n: int, seed: int) -> np.ndarray:
         """z [n, latent_dim]: the latents `generate(n, seed)` decodes, so a client can
@@ -669,12 +831,16 @@ class AdversarialModel(TrainedModel):
         return torch.randn(n, self.latent_dim, generator=noise).numpy().astype(np.float64)
 
     def generate_from(
-        self, z: np.ndarray, labels: Sequence[int] | np.ndarray | None = None
+        self,
+        z: np.ndarray,
+        labels: Sequence[int] | np.ndarray | None = None,
+        which: Which = "best",
     ) -> np.ndarray:
-        """x [n, data_dim] float32 = G(z) for given latents z [n, latent_dim] (and labels as
-        in `generate`)."""
+        """x [n, data_dim] float32 = G(z) for given latents z [n, latent_dim] (labels and
+        `which` as in `generate`)."""
         latents = torch.as_tensor(np.asarray(z, dtype=np.float32).reshape(-1, self.latent_dim))
-        return decode(self.generator, latents, self.checked_labels(labels, len(latents)))
+        y = self.checked_labels(labels, len(latents))
+        return decode(self.generator_for(which), latents, y)
 
     def discriminate(
         self, x: np.ndarray, labels: Sequence[int] | np.ndarray | None = None

@@ -80,7 +80,6 @@ def variant() -> Variant[CGANConfig]:
         generator_loss=gan.generator_step,
         optimizers=gan.optimizers,
         scores="probability",
-        suspicions=(gan.DISCRIMINATOR_OVERPOWERS,),
     )
 
 

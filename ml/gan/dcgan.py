@@ -76,7 +76,6 @@ def variant() -> Variant[DCGANConfig]:
         generator_loss=gan.generator_step,
         optimizers=gan.optimizers,
         scores="probability",
-        suspicions=(gan.DISCRIMINATOR_OVERPOWERS,),
     )
 
 

@@ -55,7 +55,6 @@ from torch.nn import functional as F
 
 from ml.core.algorithm import Algorithm
 from ml.core.cost import Cost
-from ml.core.health import Suspicion
 from ml.core.hooks import Hooks
 from ml.core.optim import adam
 from ml.gan import adversarial
@@ -69,17 +68,6 @@ from ml.gan.adversarial import (
 )
 
 __all__ = ["ALGORITHM", "GANConfig", "GANModel", "make_discriminator", "make_generator", "train"]
-
-DISCRIMINATOR_OVERPOWERS = Suspicion(
-    code="discriminator_overpowers",
-    message="the discriminator's loss has stayed near 0 for several hundred steps: it tells "
-    "real from generated samples apart perfectly, so the generator's gradients vanish "
-    "(minimax) or become noise; try a smaller learning_rate_d, fewer d_steps, or "
-    "loss='non_saturating'",
-    metric="losses/discriminator",
-    test=lambda loss: loss < 0.05,
-    patience=3,
-)
 
 
 # -- config ------------------------------------------------------------------------------------
@@ -171,7 +159,6 @@ def variant() -> Variant[GANConfig]:
         generator_loss=generator_step,
         optimizers=optimizers,
         scores="probability",
-        suspicions=(DISCRIMINATOR_OVERPOWERS,),
     )
 
 

@@ -87,3 +87,24 @@ def mmd_rbf(x: np.ndarray, y: np.ndarray, bandwidth: float | None = None) -> flo
     k_yy = np.exp(-gamma * d_yy).mean()
     k_xy = np.exp(-gamma * sq_dist(x, y)).mean()
     return float(max(k_xx + k_yy - 2.0 * k_xy, 0.0))
+
+
+def mean_pairwise_distance(x: np.ndarray) -> float:
+    """The mean Euclidean distance between two different rows of x [n, d]."""
+    n = len(x)
+    if n < 2:
+        return 0.0
+    squared = (x * x).sum(axis=1)
+    d2 = squared[:, None] + squared[None, :] - 2.0 * (x @ x.T)  # d2[i, j] = |x_i - x_j|^2
+    distances = np.sqrt(np.maximum(d2, 0.0))
+    return float(distances.sum() / (n * (n - 1)))
+
+
+def diversity(samples: np.ndarray, real: np.ndarray) -> float:
+    """How spread the samples are, relative to the data: their mean pairwise distance over
+    that of as many real points (rows, flattened). About 1 for a generator that matches the
+    data; near 0 for one that has collapsed onto a point (the diversity check of the
+    mode-collapse literature, in the space of the data itself)."""
+    fake = samples.reshape(len(samples), -1).astype(np.float64)
+    spread = mean_pairwise_distance(real.reshape(len(real), -1).astype(np.float64))
+    return mean_pairwise_distance(fake) / max(spread, 1e-12)

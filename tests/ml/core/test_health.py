@@ -12,7 +12,7 @@ import ml
 from ml.core.errors import TrainingAborted
 from ml.core.health import HealthCheck, Suspicion
 from ml.core.hooks import RecordingHooks
-from ml.gan import gan
+from ml.gan import adversarial, gan
 from ml.rl import dqn
 from tests.tiny_configs import TINY_CONFIGS
 
@@ -63,18 +63,15 @@ def test_gan_aborts_when_a_loss_diverges(monkeypatch: pytest.MonkeyPatch) -> Non
     assert "losses/generator" not in hooks.metrics  # the NaN is not reported as a metric
 
 
-def test_gan_warns_when_the_discriminator_overpowers(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_loss = gan.discriminator_loss
+def test_gan_warns_when_the_discriminator_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    def perfect(*_: object) -> torch.Tensor:  # D tells every point apart
+        return torch.tensor(1.0)
 
-    def winning(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-        # The gradients of the real loss, with the value of a discriminator that always wins.
-        loss = real_loss(real_logits, fake_logits)
-        return loss - loss.detach() + 1e-3
-
-    monkeypatch.setattr(gan, "discriminator_loss", winning)
+    monkeypatch.setattr(adversarial, "accuracy", perfect)
     hooks = RecordingHooks()
-    gan_run(hooks, total_steps=300)  # three logs of the loss
-    assert [(step, code) for step, code, _ in hooks.warnings] == [(300, "discriminator_overpowers")]
+    gan_run(hooks, total_steps=300)  # three logs of the accuracy
+    wins = [step for step, code, _ in hooks.warnings if code == "discriminator_wins"]
+    assert wins == [300]
 
 
 def test_dqn_warns_when_q_values_explode(monkeypatch: pytest.MonkeyPatch) -> None:
