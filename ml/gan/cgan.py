@@ -31,10 +31,12 @@ from ml.core.hooks import Hooks
 from ml.gan import adversarial, gan
 from ml.gan.adversarial import AdversarialModel, Variant
 from ml.gan.datasets import DatasetSpec, DigitsDataset
+from ml.gan.dcgan import DCGANConfig
 
 
-class CGANConfig(gan.GANConfig):
-    """A GAN's config, conditional, on digits, with the networks chosen by the data."""
+class CGANConfig(DCGANConfig):
+    """DCGAN's config (its optimiser, sizes and budget), conditional, with the networks
+    chosen by the data."""
 
     dataset: DatasetSpec = Field(
         default_factory=DigitsDataset,
@@ -45,17 +47,6 @@ class CGANConfig(gan.GANConfig):
     conditional: bool = Field(True, description="Condition both networks on the labels.")
     architecture: Literal["mlp", "conv", "auto"] = Field(
         "auto", description="auto: conv networks for square images (side 8-64), MLP otherwise."
-    )
-    latent_dim: int = Field(32, ge=1, le=512, description="Size of the noise vector z.")
-    batch_size: int = Field(64, ge=2, le=8192, description="Real and generated samples per update.")
-    total_steps: int = Field(3000, ge=1, le=1_000_000, description="Number of generator updates.")
-    learning_rate_g: float = Field(2e-4, gt=0.0, le=1.0, description="Adam step size of G.")
-    learning_rate_d: float = Field(2e-4, gt=0.0, le=1.0, description="Adam step size of D.")
-    learning_rate_schedule: Literal["linear", "constant"] = Field(
-        "constant", description="constant or linear decay to zero."
-    )
-    eval_samples: int = Field(
-        1000, ge=1, le=adversarial.MAX_SAMPLES, description="Generated samples per evaluation."
     )
 
 
@@ -73,14 +64,8 @@ class CGANModel(AdversarialModel):
 
 
 def variant() -> Variant[CGANConfig]:
-    return Variant(
-        name="cgan",
-        model=CGANModel,
-        discriminator_loss=gan.discriminator_step,
-        generator_loss=gan.generator_step,
-        optimizers=gan.optimizers,
-        scores="probability",
-    )
+    """GAN's losses and optimizers (`ml.gan.gan`); the conditioning comes from the config."""
+    return gan.variant("cgan", CGANModel)
 
 
 def train(

@@ -69,14 +69,8 @@ class DCGANModel(AdversarialModel):
 
 
 def variant() -> Variant[DCGANConfig]:
-    return Variant(
-        name="dcgan",
-        model=DCGANModel,
-        discriminator_loss=gan.discriminator_step,
-        generator_loss=gan.generator_step,
-        optimizers=gan.optimizers,
-        scores="probability",
-    )
+    """GAN's losses and optimizers (`ml.gan.gan`); the networks come from the config."""
+    return gan.variant("dcgan", DCGANModel)
 
 
 def train(

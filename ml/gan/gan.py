@@ -150,11 +150,12 @@ class GANModel(AdversarialModel):
     scores = "probability"
 
 
-def variant() -> Variant[GANConfig]:
-    """What the shared loop calls, looked up when a run starts (so a test can wrap one)."""
+def variant(name: str = "gan", model: type[AdversarialModel] = GANModel) -> Variant[Any]:
+    """What the shared loop calls, looked up when a run starts (so a test can wrap one);
+    `dcgan` and `cgan` are this variant under their own name and model kind."""
     return Variant(
-        name="gan",
-        model=GANModel,
+        name=name,
+        model=model,
         discriminator_loss=discriminator_step,
         generator_loss=generator_step,
         optimizers=optimizers,
