@@ -62,7 +62,8 @@ def never(_: Any) -> bool:
 @dataclass(frozen=True)
 class Query(Generic[Req, Resp]):
     """One query. `run(model, request)` answers it; `renderers` add media types beyond JSON
-    (each turns the response into bytes); `heavy(request)` says whether it should run on a
+    (each turns the response into bytes, or raises `QueryError` when this answer has no such
+    rendering, e.g. a PNG of 3-D points); `heavy(request)` says whether it should run on a
     worker (an evaluation of a thousand episodes) rather than in the request."""
 
     name: str
@@ -121,10 +122,12 @@ class Query(Generic[Req, Resp]):
     def render(self, response: Resp, media_type: str) -> bytes:
         if media_type == JSON:
             return response.model_dump_json().encode()
-        try:
-            return self.renderers[media_type](response)
-        except KeyError:
+        renderer = self.renderers.get(media_type)
+        if renderer is None:
             raise QueryError(
                 f"'{self.name}' answers {', '.join(self.media_types)}, not {media_type}",
                 field="format",
-            ) from None
+            )
+        # Outside any try: a renderer's own KeyError is a bug, not an unknown format, and its
+        # QueryError (this answer has no such rendering) reaches the caller as it is.
+        return renderer(response)

@@ -1,5 +1,11 @@
 """Queries of generative models: draw samples (from seeds or given latents), walk the latent
-space between two points, score points with the discriminator."""
+space between two points, score points with the discriminator.
+
+Samples and walks answer JSON, `.npy` (an array of the model's `sample_shape` per sample) and
+PNG: a grid of images for an image model, a scatter (a walk: a path) for a model of 2-D
+points (`ml.queries.figures`). Both draw from the generator of the best evaluation by default,
+or from the one training left (`generator: "last"`).
+"""
 
 from __future__ import annotations
 
@@ -10,24 +16,37 @@ from pydantic import BaseModel, Field, model_validator
 
 from ml.core.errors import QueryError
 from ml.core.validation import MAX_BATCH, observation_batch
-from ml.queries.base import NPY, REQUEST, Query, Vector, npy
+from ml.queries.base import NPY, PNG, REQUEST, Query, Vector, npy
+from ml.queries.figures import image_grid_png, scatter_png
 
 MAX_SAMPLES = 10_000
+
+Which = Literal["best", "last"]
+GENERATOR_DESCRIPTION = (
+    "best: the generator of the best evaluation during training (the default); last: the "
+    "generator as training left it."
+)
 
 
 class Generates(Protocol):
     data_dim: int
 
-    def generate(self, n: int, seed: int | None) -> np.ndarray: ...
+    @property
+    def sample_shape(self) -> tuple[int, ...]: ...
+
+    def generate(self, n: int, seed: int | None, *, which: Which = "best") -> np.ndarray: ...
 
 
 class Decodes(Protocol):
     data_dim: int
     latent_dim: int
 
+    @property
+    def sample_shape(self) -> tuple[int, ...]: ...
+
     def latents(self, n: int, seed: int) -> np.ndarray: ...
 
-    def generate_from(self, z: np.ndarray) -> np.ndarray: ...
+    def generate_from(self, z: np.ndarray, *, which: Which = "best") -> np.ndarray: ...
 
 
 class Discriminates(Protocol):
@@ -41,9 +60,13 @@ class Conditional(Protocol):
 
     n_classes: int | None
 
-    def generate(self, n: int, seed: int | None, labels: list[int] | None = None) -> np.ndarray: ...
+    def generate(
+        self, n: int, seed: int | None, labels: list[int] | None = None, *, which: Which = "best"
+    ) -> np.ndarray: ...
 
-    def generate_from(self, z: np.ndarray, labels: list[int] | None = None) -> np.ndarray: ...
+    def generate_from(
+        self, z: np.ndarray, labels: list[int] | None = None, *, which: Which = "best"
+    ) -> np.ndarray: ...
 
     def discriminate(self, x: np.ndarray, labels: list[int] | None = None) -> np.ndarray: ...
 
@@ -88,6 +111,7 @@ class SamplesRequest(BaseModel):
     labels: list[int] | None = Field(
         None, min_length=1, max_length=MAX_SAMPLES, description=LABELS_DESCRIPTION
     )
+    generator: Which = Field("best", description=GENERATOR_DESCRIPTION)
 
     @model_validator(mode="after")
     def _latents_or_draws(self) -> SamplesRequest:
@@ -96,28 +120,69 @@ class SamplesRequest(BaseModel):
         return self
 
 
+SHAPE_DESCRIPTION = "The shape of one sample: [C, H, W] for images, [data_dim] for points."
+
+
 class SamplesResponse(BaseModel):
-    samples: list[list[float]] = Field(description="n rows of data_dim numbers.")
+    samples: list[list[float]] = Field(
+        description="n rows of data_dim numbers (an image: its C*H*W pixels, channel by "
+        "channel, row by row)."
+    )
+    sample_shape: list[int] = Field(description=SHAPE_DESCRIPTION)
     n: int
     seed: int | None
 
 
 def samples(model: Generates, request: SamplesRequest) -> SamplesResponse:
+    which = request.generator
+    shape = list(model.sample_shape)
     if request.latents is not None:
         decoder = checked_decoder(model)
         z = observation_batch(request.latents, decoder.latent_dim, field="latents")
         conditional = checked_labels(model, request.labels, len(z))
         if conditional is not None:
-            points = conditional.generate_from(z, request.labels)  # x[n, d]
+            points = conditional.generate_from(z, request.labels, which=which)  # x[n, d]
         else:
-            points = decoder.generate_from(z)
-        return SamplesResponse(samples=points.tolist(), n=len(points), seed=None)
+            points = decoder.generate_from(z, which=which)
+        return SamplesResponse(
+            samples=points.tolist(), sample_shape=shape, n=len(points), seed=None
+        )
     conditional = checked_labels(model, request.labels, request.n)
     if conditional is not None:
-        points = conditional.generate(request.n, request.seed, request.labels)  # x[n, d]
+        points = conditional.generate(request.n, request.seed, request.labels, which=which)
     else:
-        points = model.generate(request.n, request.seed)
-    return SamplesResponse(samples=points.tolist(), n=request.n, seed=request.seed)
+        points = model.generate(request.n, request.seed, which=which)  # x[n, d]
+    return SamplesResponse(
+        samples=points.tolist(), sample_shape=shape, n=request.n, seed=request.seed
+    )
+
+
+def as_array(rows: list[list[float]], shape: list[int]) -> np.ndarray:
+    """x[n, *sample_shape] float32: rows of flat samples in their own shape."""
+    return np.asarray(rows, dtype=np.float32).reshape(-1, *shape)
+
+
+def figure(rows: list[list[float]], shape: list[int], title: str, *, path: bool = False) -> bytes:
+    """PNG of samples: images [C, H, W] as a grid (a path: one row), 2-D points as a scatter
+    (a path: joined in order). Other samples have no picture: QueryError, so the client
+    hears it asked for the wrong format (422), not that the server failed."""
+    try:
+        if len(shape) == 3:
+            return image_grid_png(as_array(rows, shape), len(rows) if path else None)
+        if shape == [2]:
+            return scatter_png(as_array(rows, shape), title, path=path)
+    except ValueError as exc:  # an image of 2 channels, a grid too large to draw
+        raise QueryError(str(exc), field="format") from None
+    raise QueryError(
+        f"PNG needs images [C, H, W] or 2-D points; this model's samples have shape {shape}: "
+        "ask for json or npy",
+        field="format",
+    )
+
+
+def samples_png(response: SamplesResponse) -> bytes:
+    seed = "" if response.seed is None else f", seed {response.seed}"
+    return figure(response.samples, response.sample_shape, f"{response.n} samples{seed}")
 
 
 def checked_decoder(model: object) -> Decodes:
@@ -132,13 +197,16 @@ SAMPLES = Query(
     name="samples",
     summary="Draw samples from a generator",
     description="Points drawn from the learned distribution; the same seed gives the same "
-    "points; a conditional model's of the requested `labels`. Images come as rows of C*H*W "
-    "pixels (the model's `sample_shape`). As .npy: an (n, data_dim) float32 array.",
+    "points; a conditional model's of the requested `labels`; by the best generator of "
+    "training, or the last (`generator`). In JSON, images come as rows of C*H*W pixels (the "
+    "model's `sample_shape`). As .npy: an (n, *sample_shape) float32 array ((n, C, H, W) for "
+    "images, (n, data_dim) for points). As PNG: a grid of the images (pixels in [-1, 1] from "
+    "black to white), or a scatter of 2-D points; other samples have no PNG (422).",
     request=SamplesRequest,
     response=SamplesResponse,
-    needs=("generate", "data_dim"),
+    needs=("generate", "data_dim", "sample_shape"),
     run=samples,
-    renderers={NPY: lambda r: npy(np.asarray(r.samples, dtype=np.float32))},
+    renderers={NPY: lambda r: npy(as_array(r.samples, r.sample_shape)), PNG: samples_png},
     examples=({"n": 4, "seed": 0},),
 )
 
@@ -168,6 +236,7 @@ class InterpolationsRequest(BaseModel):
         description="slerp (spherical: every point keeps the norm a Gaussian latent is likely "
         "to have; White 2016) or linear.",
     )
+    generator: Which = Field("best", description=GENERATOR_DESCRIPTION)
 
     @model_validator(mode="after")
     def _one_pair(self) -> InterpolationsRequest:
@@ -180,6 +249,7 @@ class InterpolationsRequest(BaseModel):
 
 class InterpolationsResponse(BaseModel):
     samples: list[list[float]] = Field(description="steps rows of data_dim numbers, a to b.")
+    sample_shape: list[int] = Field(description=SHAPE_DESCRIPTION)
     latents: list[list[float]] = Field(description="The latent of each sample.")
     steps: int
     method: str
@@ -209,12 +279,21 @@ def interpolations(model: Decodes, request: InterpolationsRequest) -> Interpolat
     labels = None if request.label is None else [request.label] * request.steps
     conditional = checked_labels(model, labels, request.steps)
     if conditional is not None:
-        points = conditional.generate_from(z, labels)  # x[steps, data_dim]
+        points = conditional.generate_from(z, labels, which=request.generator)  # x[steps, d]
     else:
-        points = model.generate_from(z)
+        points = model.generate_from(z, which=request.generator)
     return InterpolationsResponse(
-        samples=points.tolist(), latents=z.tolist(), steps=request.steps, method=request.method
+        samples=points.tolist(),
+        sample_shape=list(model.sample_shape),
+        latents=z.tolist(),
+        steps=request.steps,
+        method=request.method,
     )
+
+
+def interpolations_png(response: InterpolationsResponse) -> bytes:
+    title = f"{response.method} walk, {response.steps} steps"
+    return figure(response.samples, response.sample_shape, title, path=True)
 
 
 INTERPOLATIONS = Query(
@@ -222,12 +301,16 @@ INTERPOLATIONS = Query(
     summary="Walk the latent space between two points",
     description="Samples decoded from `steps` latents between two seeds' latents (or two "
     "given latents), spherically by default: how smoothly the generator maps its latent "
-    "space. As .npy: a (steps, data_dim) float32 array.",
+    "space. As .npy: a (steps, *sample_shape) float32 array. As PNG: the images in one row, "
+    "a to b, or the walk through 2-D points as a path; other samples have no PNG (422).",
     request=InterpolationsRequest,
     response=InterpolationsResponse,
-    needs=("latents", "generate_from", "latent_dim", "data_dim"),
+    needs=("latents", "generate_from", "latent_dim", "data_dim", "sample_shape"),
     run=interpolations,
-    renderers={NPY: lambda r: npy(np.asarray(r.samples, dtype=np.float32))},
+    renderers={
+        NPY: lambda r: npy(as_array(r.samples, r.sample_shape)),
+        PNG: interpolations_png,
+    },
     examples=({"seeds": [0, 1], "steps": 5}, {"latents": [[0.0, 1.0], [1.0, 0.0]], "steps": 3}),
 )
 

@@ -125,8 +125,8 @@ def test_content_negotiation(shared_api: Api, trained: dict[str, dict[str, Any]]
         .headers["content-type"]
         .startswith("application/json")
     )
-    body = shared_api.error("POST", url, 406, json={"n": 1}, params={"format": "png"})
-    assert body["field"] == "format" and "npy" in body["message"]
+    body = shared_api.error("POST", url, 406, json={"n": 1}, params={"format": "csv"})
+    assert body["field"] == "format" and "npy, png" in body["message"]
     shared_api.error("POST", url, 406, json={"n": 1}, headers={"accept": "text/html"})
 
 

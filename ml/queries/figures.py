@@ -1,0 +1,112 @@
+"""Figures of query answers as PNG bytes: a grid of images, a scatter (or path) of 2-D points.
+
+Plain functions of numpy arrays, so any query can draw with them (training curves and
+heatmaps are meant to join them here). Images are drawn pixel for pixel with Pillow: an 8x8
+digit needs no axes, only enlarging. Points are drawn with matplotlib's headless Agg canvas
+on a `Figure` of their own, never through pyplot, whose global state and GUI backends have no
+place in a server. The same input gives the same bytes: no timestamp or software version is
+written into the file, so a cached or compared answer stays stable.
+
+Invalid input (a wrong shape, a grid too large to draw) raises `ValueError` with a message
+meant for the caller; queries turn it into their own error.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import threading
+
+import numpy as np
+from PIL import Image
+
+MIN_SIDE = 32  # pixels: smaller images are enlarged (nearest neighbour) to reach this
+PADDING = 2  # pixels between and around the images of a grid
+PAD_VALUE = 128  # mid grey: apart from both a black (-1) and a white (+1) background
+# A grid of more pixels is refused rather than drawn: 10,000 colour 64x64 samples would be
+# an image of 6,600 x 6,600 pixels, over 130 MB before compression.
+MAX_GRID_PIXELS = 25_000_000
+FIGURE_INCHES = 4.8
+DPI = 100
+
+# matplotlib does not promise thread safety (its font cache, its text layout), and the API
+# answers queries from a thread pool: one figure is drawn at a time.
+_drawing = threading.Lock()
+
+
+def to_pixels(images: np.ndarray) -> np.ndarray:
+    """uint8 pixels of values in [-1, 1] (the generators' tanh range): -1 is 0 (black), +1 is
+    255 (white); values outside are clipped, NaN counts as 0 (mid grey)."""
+    scaled = (np.nan_to_num(np.asarray(images, dtype=np.float64)) + 1.0) * 127.5
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def image_grid_png(images: np.ndarray, columns: int | None = None) -> bytes:
+    """A PNG of images x[n, C, H, W] in [-1, 1] laid out row by row, `columns` to a row
+    (None: a square-ish grid), grey for C = 1 and RGB for C = 3. Each image is enlarged by a
+    whole factor until its longer side has at least `MIN_SIDE` pixels (nearest neighbour:
+    pixels stay sharp squares), with `PADDING` grey pixels between and around them."""
+    x = np.asarray(images)
+    if x.ndim != 4 or len(x) == 0 or 0 in x.shape:
+        raise ValueError(f"a grid needs images of shape [n, C, H, W], n >= 1; got {x.shape}")
+    n, channels, height, width = x.shape
+    if channels not in (1, 3):
+        raise ValueError(
+            f"PNG draws grey (1 channel) or colour (3 channel) images, not {channels} channels"
+        )
+    columns = min(max(columns or math.ceil(math.sqrt(n)), 1), n)
+    rows = math.ceil(n / columns)
+    scale = max(1, math.ceil(MIN_SIDE / max(height, width)))
+    tile_h, tile_w = height * scale, width * scale
+    canvas_h, canvas_w = rows * (tile_h + PADDING) + PADDING, columns * (tile_w + PADDING) + PADDING
+    if canvas_h * canvas_w > MAX_GRID_PIXELS:
+        raise ValueError(
+            f"a grid of {n} images would be {canvas_w}x{canvas_h} pixels, more than "
+            f"{MAX_GRID_PIXELS:,}; ask for fewer"
+        )
+    # pixels[n, H*scale, W*scale, C]: channels last, as images are stored
+    pixels = to_pixels(x).transpose(0, 2, 3, 1).repeat(scale, axis=1).repeat(scale, axis=2)
+    canvas = np.full((canvas_h, canvas_w, channels), PAD_VALUE, dtype=np.uint8)
+    for i, tile in enumerate(pixels):
+        top = PADDING + (i // columns) * (tile_h + PADDING)
+        left = PADDING + (i % columns) * (tile_w + PADDING)
+        canvas[top : top + tile_h, left : left + tile_w] = tile
+    image = Image.fromarray(canvas[:, :, 0] if channels == 1 else canvas)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")  # Pillow writes no time or software chunk
+    return buffer.getvalue()
+
+
+def scatter_png(points: np.ndarray, title: str = "", *, path: bool = False) -> bytes:
+    """A PNG of points p[n, 2]: small translucent markers so dense regions show, equal axes so
+    a circle stays round; with `path`, the points in order joined by a line (a walk through
+    the latent space), its start and end marked."""
+    p = np.asarray(points, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != 2 or len(p) == 0:
+        raise ValueError(f"a scatter needs points of shape [n, 2], n >= 1; got {p.shape}")
+    # Imported here: matplotlib takes a while to import, and only figures of points need it.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    with _drawing:
+        figure = Figure(figsize=(FIGURE_INCHES, FIGURE_INCHES), dpi=DPI)
+        FigureCanvasAgg(figure)
+        axes = figure.add_subplot()
+        if path:
+            axes.plot(p[:, 0], p[:, 1], "-o", markersize=3, linewidth=1, alpha=0.8)
+            axes.plot(*p[0], "s", markersize=6, color="tab:green", label="start")
+            axes.plot(*p[-1], "D", markersize=6, color="tab:red", label="end")
+            axes.legend(loc="best", fontsize="small")
+        else:
+            axes.scatter(p[:, 0], p[:, 1], s=6, alpha=0.5, linewidths=0)
+        axes.set_aspect("equal", adjustable="datalim")
+        axes.grid(True, linewidth=0.5, alpha=0.3)
+        axes.set_xlabel("x[0]")
+        axes.set_ylabel("x[1]")
+        if title:
+            axes.set_title(title, fontsize="medium")
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        # No "Software" chunk (it names matplotlib's version): the same points, the same bytes.
+        figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
