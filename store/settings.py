@@ -97,7 +97,12 @@ class Settings(BaseSettings):
         3, ge=1, description="A job orphaned this many times is marked failed, not retried."
     )
     model_cache_size: int = Field(8, ge=1, description="Models kept loaded by the API (LRU).")
-    max_samples: int = Field(10_000, ge=1, description="Upper bound on `n` for /samples.")
+    max_samples: int = Field(
+        10_000,
+        ge=1,
+        description="Most samples one query may ask for (`samples`: its `n` or its latents); "
+        "more is 422. The queries' own limit, 10,000, still holds above it.",
+    )
     max_request_bytes: int = Field(
         16 * 1024 * 1024, ge=1024, description="Larger JSON bodies are refused with 413."
     )

@@ -128,6 +128,21 @@ def check_supported(query: DeclaredQuery[Any, Any], row: TrainedModelRow) -> Non
         )
 
 
+def check_size(query: DeclaredQuery[Any, Any], body: Any, settings: Settings) -> None:
+    """A request for more samples than this server answers at once (`MAX_SAMPLES`) is 422."""
+    if query.asks_for is None:
+        return
+    field, count = query.asks_for(body)
+    if count > settings.max_samples:
+        raise ApiError(
+            422,
+            "too_many_samples",
+            f"{field} asks for {count:,} samples; this server answers at most "
+            f"{settings.max_samples:,} per request (its MAX_SAMPLES setting): ask in batches",
+            field=field,
+        )
+
+
 def cache_key(row: TrainedModelRow, query: str, request: dict[str, Any], media: str) -> str:
     canonical = json.dumps([row.id, query, request, media], sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -198,6 +213,7 @@ def answer(
     settings: Settings,
 ) -> Response:
     check_supported(query, row)
+    check_size(query, body, settings)
     media = negotiate(query, http.headers.get("accept"), format)
     if query.heavy(body):
         return submit_heavy(settings, row, query, body.model_dump(mode="json"), media)
@@ -254,6 +270,7 @@ def add_query_routes(router: APIRouter, query: DeclaredQuery[Any, Any]) -> None:
         description=query.description,
         operation_id=f"query_{operation}",
         tags=["queries"],
+        deprecated=query.deprecated or None,
     )
     if query.takes_input:
         return
@@ -278,6 +295,7 @@ def add_query_routes(router: APIRouter, query: DeclaredQuery[Any, Any]) -> None:
         description=query.description,
         operation_id=f"query_{operation}_get",
         tags=["queries"],
+        deprecated=query.deprecated or None,
     )
 
 

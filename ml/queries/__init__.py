@@ -13,13 +13,14 @@ from ml.core.model import model_kinds
 from ml.queries.base import FORMATS, JSON, NPY, PNG, Query, exposes
 from ml.queries.decisions import ACTIONS, Q_VALUES, REWARDS, VALUES
 from ml.queries.evaluation import EVALUATE
-from ml.queries.generative import DISCRIMINATOR_SCORES, INTERPOLATIONS, SAMPLES
+from ml.queries.generative import DISCRIMINATOR, DISCRIMINATOR_SCORES, INTERPOLATIONS, SAMPLES
 
 QUERIES: dict[str, Query[Any, Any]] = {
     q.name: q
     for q in (
         SAMPLES,
         INTERPOLATIONS,
+        DISCRIMINATOR,
         DISCRIMINATOR_SCORES,
         Q_VALUES,
         ACTIONS,

@@ -64,7 +64,10 @@ class Query(Generic[Req, Resp]):
     """One query. `run(model, request)` answers it; `renderers` add media types beyond JSON
     (each turns the response into bytes, or raises `QueryError` when this answer has no such
     rendering, e.g. a PNG of 3-D points); `heavy(request)` says whether it should run on a
-    worker (an evaluation of a thousand episodes) rather than in the request."""
+    worker (an evaluation of a thousand episodes) rather than in the request. `asks_for(request)`
+    says how many samples a request asks for and which field says so, for queries whose
+    answers the server bounds by its `MAX_SAMPLES` setting; `deprecated` marks an old name
+    kept for existing clients."""
 
     name: str
     summary: str
@@ -76,6 +79,8 @@ class Query(Generic[Req, Resp]):
     renderers: Mapping[str, Callable[[Resp], bytes]] = field(default_factory=dict)
     heavy: Callable[[Req], bool] = never
     examples: tuple[dict[str, Any], ...] = ()
+    asks_for: Callable[[Req], tuple[str, int]] | None = None
+    deprecated: bool = False
 
     @property
     def media_types(self) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ or from the one training left (`generator: "last"`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal, Protocol
 
 import numpy as np
@@ -180,6 +181,13 @@ def figure(rows: list[list[float]], shape: list[int], title: str, *, path: bool 
     )
 
 
+def samples_asked(request: SamplesRequest) -> tuple[str, int]:
+    """How many samples a request asks for, and the field that says so."""
+    if request.latents is not None:
+        return "latents", len(request.latents)
+    return "n", request.n
+
+
 def samples_png(response: SamplesResponse) -> bytes:
     seed = "" if response.seed is None else f", seed {response.seed}"
     return figure(response.samples, response.sample_shape, f"{response.n} samples{seed}")
@@ -208,6 +216,7 @@ SAMPLES = Query(
     run=samples,
     renderers={NPY: lambda r: npy(as_array(r.samples, r.sample_shape)), PNG: samples_png},
     examples=({"n": 4, "seed": 0},),
+    asks_for=samples_asked,
 )
 
 
@@ -347,8 +356,8 @@ def discriminator_scores(model: Discriminates, request: ScoresRequest) -> Scores
     return ScoresResponse(scores=np.asarray(scores, dtype=float).tolist())
 
 
-DISCRIMINATOR_SCORES = Query(
-    name="discriminator-scores",
+DISCRIMINATOR = Query(
+    name="discriminator",
     summary="Score points with the discriminator",
     description="The trained discriminator's D(x), the probability it gives each point of "
     "being real data (a WGAN critic's unbounded score): how a GAN's critic sees any point, "
@@ -359,4 +368,11 @@ DISCRIMINATOR_SCORES = Query(
     run=discriminator_scores,
     renderers={NPY: lambda r: npy(np.asarray(r.scores, dtype=np.float32))},
     examples=({"samples": [[1.0, 0.0], [0.0, 0.0]]},),
+)
+# The name this query had before v1 named it after the network; kept for existing clients.
+DISCRIMINATOR_SCORES = replace(
+    DISCRIMINATOR,
+    name="discriminator-scores",
+    summary="Score points with the discriminator (deprecated name of `discriminator`)",
+    deprecated=True,
 )

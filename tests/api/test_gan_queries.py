@@ -5,6 +5,7 @@ generator, discriminator scores, and every bad query a 4xx JSON error with a mes
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from PIL import Image
 
 from ml.queries.figures import MIN_SIDE, PADDING
-from tests.api.conftest import Api
+from tests.api.conftest import Api, make_api
 from tests.api.test_datasets import npz, upload
 
 N_IMAGES, N_CLASSES = 96, 4
@@ -119,12 +120,15 @@ def test_interpolations_as_json_and_png(shared_api: Api, models: dict[str, str])
 
 def test_discriminator_scores_of_images(shared_api: Api, models: dict[str, str]) -> None:
     x = np.load(io.BytesIO(images()))["x"][:3].reshape(3, 64)
-    r = shared_api.client.post(
-        url(models, "dcgan", "discriminator-scores"), json={"samples": x.tolist()}
-    )
+    r = shared_api.client.post(url(models, "dcgan", "discriminator"), json={"samples": x.tolist()})
     assert r.status_code == 200, r.text
     scores = r.json()["scores"]
     assert len(scores) == 3 and all(0.0 <= s <= 1.0 for s in scores)
+    old_name = url(models, "dcgan", "discriminator-scores")  # kept for existing clients
+    assert shared_api.client.post(old_name, json={"samples": x.tolist()}).json()["scores"] == scores
+    operations = shared_api.client.get("/openapi.json").json()["paths"]
+    assert operations["/v1/models/{model}/discriminator-scores"]["post"]["deprecated"] is True
+    assert "deprecated" not in operations["/v1/models/{model}/discriminator"]["post"]
 
 
 def test_a_conditional_model_draws_the_classes_asked_for(
@@ -176,8 +180,8 @@ def test_points_of_three_dimensions_have_npy_but_no_png(
         ("dcgan", "samples", {"n": 1, "generator": "worst"}, "generator"),
         ("dcgan", "samples", {"n": "2"}, "n"),
         ("dcgan", "interpolations", {"seeds": [0, 1], "steps": 1}, "steps"),
-        ("dcgan", "discriminator-scores", {"samples": [[0.0] * 63]}, "samples"),
-        ("cgan", "discriminator-scores", {"samples": [[0.0] * 64], "labels": [9]}, "labels"),
+        ("dcgan", "discriminator", {"samples": [[0.0] * 63]}, "samples"),
+        ("cgan", "discriminator", {"samples": [[0.0] * 64], "labels": [9]}, "labels"),
     ],
 )
 def test_bad_queries_are_4xx_json_errors(
@@ -195,9 +199,20 @@ def test_bad_queries_are_4xx_json_errors(
 def test_a_format_the_query_does_not_answer_is_406(shared_api: Api, models: dict[str, str]) -> None:
     error = shared_api.error(
         "POST",
-        url(models, "dcgan", "discriminator-scores"),
+        url(models, "dcgan", "discriminator"),
         406,
         json={"samples": [[0.0] * 64]},
         params={"format": "png"},
     )
     assert error["field"] == "format"
+
+
+def test_the_server_bounds_the_samples_of_one_request(tmp_path: Path) -> None:
+    """MAX_SAMPLES bounds `n` and the number of latents, with a 422 naming the setting."""
+    api = make_api(tmp_path, max_samples=5)
+    samples = f"/v1/models/{api.train('gan')['model_id']}/samples"
+    assert len(api.client.post(samples, json={"n": 5}).json()["samples"]) == 5
+    error = api.error("POST", samples, 422, json={"n": 6})
+    assert error["field"] == "n" and "MAX_SAMPLES" in error["message"] and "5" in error["message"]
+    error = api.error("POST", samples, 422, json={"latents": [[0.0, 0.0]] * 6})
+    assert error["field"] == "latents" and error["code"] == "too_many_samples"

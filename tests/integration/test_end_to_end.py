@@ -46,7 +46,12 @@ def test_gan_samples(stack: Stack) -> None:
 
     model = stack.client.get(f"/v1/models/{job['id']}").json()
     assert model["kind"] == "gan"
-    assert set(model["queries"]) == {"samples", "interpolations", "discriminator-scores"}
+    assert set(model["queries"]) == {
+        "samples",
+        "interpolations",
+        "discriminator",
+        "discriminator-scores",
+    }
     assert model["id"] == job["model_id"] != job["id"] and model["job_id"] == job["id"]
     assert model["shapes"]["data_dim"] == 2 and model["seed"] == 3
     assert model["versions"]["torch"].startswith("2.13")

@@ -146,7 +146,7 @@ def test_tiny_run_reports_the_critic_metrics_and_answers_the_queries(module: obj
     }
     assert expected <= set(hooks.metrics)
     assert ("gan/gradient_penalty" in hooks.metrics) == (algorithm.name == "wgan_gp")
-    assert set(algorithm.queries) >= {"samples", "discriminator-scores"}
+    assert set(algorithm.queries) >= {"samples", "discriminator"}
     assert set(queries_for(type(model))) == set(algorithm.queries)
     assert model.kind == algorithm.name
     scores = model.discriminate(np.array([[1.0, 0.0], [0.0, 0.0]], np.float32))  # type: ignore[attr-defined]
