@@ -15,6 +15,7 @@ from PIL import Image
 from ml.queries.figures import MIN_SIDE, PADDING
 from tests.api.conftest import Api, make_api
 from tests.api.test_datasets import npz, upload
+from tests.ml.gan.test_best_and_health import BROKEN
 
 N_IMAGES, N_CLASSES = 96, 4
 TILE = MIN_SIDE + PADDING  # an 8x8 image's place in a grid
@@ -216,3 +217,18 @@ def test_the_server_bounds_the_samples_of_one_request(tmp_path: Path) -> None:
     assert error["field"] == "n" and "MAX_SAMPLES" in error["message"] and "5" in error["message"]
     error = api.error("POST", samples, 422, json={"latents": [[0.0, 0.0]] * 6})
     assert error["field"] == "latents" and error["code"] == "too_many_samples"
+
+
+def test_health_warnings_show_on_the_job_and_stop_on_ends_it(api: Api) -> None:
+    """A generator 100x slower than its discriminator (`tests/ml/gan/test_best_and_health.py`'s
+    broken run): the job says so in its warnings, and with stop_on it ends early, succeeded,
+    with a model that still answers."""
+    job = api.submit("dcgan", {**BROKEN, "stop_on": ["discriminator_wins"]})
+    done = api.run(job["id"])
+    assert done["status"] == "succeeded", done
+    codes = [w["code"] for w in done["warnings"]]
+    assert codes[0] == "discriminator_wins" and "stopped_early" in codes, done["warnings"]
+    assert all(w["message"] and w["step"] >= 0 for w in done["warnings"])
+    assert done["progress"]["step"] < BROKEN["total_steps"]
+    samples = api.client.post(f"/v1/models/{done['model_id']}/samples", json={"n": 2})
+    assert samples.status_code == 200 and samples.json()["sample_shape"] == [1, 8, 8]
