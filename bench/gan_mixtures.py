@@ -51,7 +51,11 @@ VARIANTS = [
     Variant("gan", "gan"),
     Variant("wgan", "wgan"),
     Variant("wgan_gp", "wgan_gp"),
-    Variant("wgan_gp, critic lr 1e-3", "wgan_gp", {"learning_rate_d": 1e-3}),
+    Variant(
+        "wgan_gp, the paper's settings",
+        "wgan_gp",
+        {"gp_weight": 10.0, "learning_rate_d": 1e-4, "learning_rate_schedule": "constant"},
+    ),
 ]
 DATA: dict[str, RingDataset | GridDataset] = {"ring8": RingDataset(), "grid25": GridDataset()}
 

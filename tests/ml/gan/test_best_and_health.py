@@ -32,7 +32,7 @@ def run(name: str, config: dict[str, Any], hooks: RecordingHooks | None = None) 
 WANDERING = {
     **TINY_CONFIGS["gan"],
     "total_steps": 300,
-    "eval_interval": 25,
+    "eval_interval": 10,  # thirty evaluations: the last is rarely the best of them
     "learning_rate_schedule": "constant",
     "learning_rate_g": 1e-2,
     "learning_rate_d": 1e-2,

@@ -34,3 +34,13 @@ def test_gan_is_the_one_for_the_grid() -> None:
     result, hooks = on_the_grid("gan")
     assert result["modes"] >= 20 and result["high_quality"] >= 0.7, result
     assert not hooks.warnings
+
+
+@pytest.mark.slow
+def test_wgan_gp_covers_the_grid_with_some_quality() -> None:
+    """`wgan_gp` covers the grid but leaves most samples between the modes: at least 20
+    modes with at least 10% high-quality (measured: 24 modes, 12.4%; seeds 1 and 2: 21 and
+    24 modes, 10.8% and 11.3%; about a minute on one core), a positive Wasserstein estimate."""
+    result, hooks = on_the_grid("wgan_gp")
+    assert result["modes"] >= 20 and result["high_quality"] >= 0.1, result
+    assert hooks.last("gan/wasserstein") > 0.0

@@ -94,16 +94,18 @@ def test_accuracy_of_a_discriminator_and_of_a_critic() -> None:
 
 
 # -- configs -------------------------------------------------------------------------------------
-def test_configs_default_to_the_papers() -> None:
+def test_configs_default_to_the_papers_or_say_why_not() -> None:
     w = wgan.WGANConfig()
     assert (w.clip_value, w.learning_rate_d, w.learning_rate_g, w.d_steps) == (0.01, 5e-5, 5e-5, 5)
     gp = wgan_gp.WGANGPConfig()
+    # lambda 1 and a critic at 1e-3 instead of the paper's 10 and 1e-4: see wgan_gp's notes
     assert (gp.gp_weight, gp.learning_rate_d, gp.learning_rate_g, gp.d_steps) == (
-        10.0,
-        1e-4,
+        1.0,
+        1e-3,
         1e-4,
         5,
     )
+    assert "lambda 1" in wgan_gp.ALGORITHM.description
     assert (gp.beta1, gp.beta2) == (0.0, 0.9)
     for config in (w, gp):
         assert config.dataset.kind == "ring" and config.dataset.n_modes == 8  # type: ignore[union-attr]
@@ -196,12 +198,18 @@ def test_wgan_captures_every_mode_of_the_ring_without_diverging() -> None:
 
 @pytest.mark.slow
 def test_wgan_gp_learns_the_ring() -> None:
-    """WGAN-GP (lambda 10, Adam betas (0, 0.9), 5 critic steps) with a faster critic (1e-3,
-    see the module docstring), batch 128, 1,200 steps, seed 0: at least 6 of the 8 modes
+    """WGAN-GP with the paper's lambda 10 and constant step sizes (Adam betas (0, 0.9), 5
+    critic steps) but a faster critic (1e-3, see the module docstring), batch 128, 1,200
+    steps, seed 0: at least 6 of the 8 modes
     with at least 5% of the samples within 3 std, and a positive Wasserstein estimate
     (measured: 8 modes and 15%, seed 1 7 modes and 11%; about 20 s on one core)."""
     config = wgan_gp.WGANGPConfig(
-        total_steps=1200, eval_interval=400, batch_size=128, learning_rate_d=1e-3
+        total_steps=1200,
+        eval_interval=400,
+        batch_size=128,
+        learning_rate_d=1e-3,
+        gp_weight=10.0,
+        learning_rate_schedule="constant",
     )
     hooks = RecordingHooks()
     model = wgan_gp.train(config, seed=0, hooks=hooks)
