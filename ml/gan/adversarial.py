@@ -103,7 +103,8 @@ class AdversarialConfig(BaseModel):
         "default), a grid of Gaussians (kind 'grid', PacGAN's grid25 by default), a swiss "
         "roll (kind 'swissroll'), scikit-learn's 8x8 digits with labels (kind 'digits') or an "
         "uploaded samples dataset (kind 'uploaded': vectors x[N, d] or images x[N, C, H, W] "
-        "in [-1, 1], optionally labelled y[N]).",
+        "in [-1, 1], optionally labelled y[N]). A built-in set may be named alone: "
+        '"ring8", "grid25", "swissroll", "digits".',
     )
     architecture: Literal["mlp", "conv", "auto"] = Field(
         "mlp",

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ml.core.errors import ConfigError
 from ml.data import UploadedDataset, resolve
@@ -192,10 +192,38 @@ class DigitsDataset(BaseModel):
 Mixture = RingDataset | GridDataset
 BuiltinDataset = RingDataset | GridDataset | SwissRollDataset | DigitsDataset
 
+# The names the literature gives the built-in sets (PacGAN's "ring8" and "grid25"), accepted
+# as a dataset's kind, or alone in place of the whole spec: {"dataset": "grid25"}.
+NAMED_SETS: dict[str, dict[str, Any]] = {
+    "ring8": {"kind": "ring"},
+    "grid25": {"kind": "grid"},
+    "ring": {"kind": "ring"},
+    "grid": {"kind": "grid"},
+    "swissroll": {"kind": "swissroll"},
+    "digits": {"kind": "digits"},
+}
+
+
+def named_set(value: Any) -> Any:
+    """A built-in set's name ("grid25"), or a spec whose kind is one ({"kind": "ring8"}), as
+    the spec it stands for; anything else unchanged, for the union to judge."""
+    if isinstance(value, str):
+        if value not in NAMED_SETS:
+            raise ValueError(
+                f"unknown dataset {value!r}: name one of {', '.join(NAMED_SETS)}, or give an "
+                'object with its kind ({"kind": "uploaded", "id": ...} for your own)'
+            )
+        return dict(NAMED_SETS[value])
+    if isinstance(value, dict) and value.get("kind") in ("ring8", "grid25"):
+        return {**value, **NAMED_SETS[value["kind"]]}
+    return value
+
+
 # The datasets a generative model can be trained on, told apart by `kind`.
 DatasetSpec = Annotated[
     RingDataset | GridDataset | SwissRollDataset | DigitsDataset | UploadedDataset,
     Field(discriminator="kind"),
+    BeforeValidator(named_set),
 ]
 
 

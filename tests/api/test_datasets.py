@@ -122,3 +122,15 @@ def test_jobs_name_datasets_and_deletion_waits_for_them(api: Api) -> None:
     api.error("DELETE", "/v1/datasets/builtin:ring", 409)
     # the model does not need its data any more
     assert api.client.get(f"/v1/models/{job['id']}/samples").status_code == 200
+
+
+def test_a_gan_job_may_name_a_built_in_set(api: Api) -> None:
+    """PacGAN's names stand for the built-in specs; an unknown one is a 422 naming them."""
+    done = api.train("gan", {"dataset": "grid25"})
+    assert done["config"]["dataset"] == {"kind": "grid", "side": 5, "spacing": 2.0, "std": 0.05}
+    model = api.client.get(f"/v1/models/{done['model_id']}").json()
+    assert model["summary"]["n_modes"] == 25
+    body = api.error(
+        "POST", "/v1/jobs", 422, json={"algorithm": "gan", "config": {"dataset": "grid26"}}
+    )
+    assert body["field"].endswith("dataset") and "grid25" in body["message"], body

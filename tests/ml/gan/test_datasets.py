@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from ml.gan.datasets import (
     GridDataset,
@@ -13,6 +14,7 @@ from ml.gan.datasets import (
     grid_means,
     sample_swissroll,
 )
+from ml.gan.gan import GANConfig
 from ml.gan.metrics import mode_coverage, reverse_kl
 
 
@@ -84,3 +86,22 @@ def test_swissroll_shape_and_statistics() -> None:
     t = r * 7.5
     np.testing.assert_allclose(clean, np.stack([t * np.cos(t), t * np.sin(t)], 1) / 7.5, atol=1e-5)
     assert np.abs(x).max() < 2.5 and x.std(axis=0).min() > 0.5
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("ring8", RingDataset()),
+        ("grid25", GridDataset()),
+        ({"kind": "grid25", "std": 0.1}, GridDataset(std=0.1)),
+        ({"kind": "ring8"}, RingDataset()),
+        ("swissroll", SwissRollDataset()),
+    ],
+)
+def test_built_in_sets_answer_to_their_names(given: object, expected: object) -> None:
+    assert GANConfig.model_validate({"dataset": given}).dataset == expected
+
+
+def test_an_unknown_name_is_refused_with_the_names_there_are() -> None:
+    with pytest.raises(ValidationError, match=r"unknown dataset 'grid26'.*grid25"):
+        GANConfig.model_validate({"dataset": "grid26"})
