@@ -12,7 +12,8 @@ the namespace one of these (CleanRL's convention, extended by one namespace per 
   `charts/epsilon`, `charts/learning_rate_factor`, `charts/episodic_return`.
 - `gan/` (generative adversarial networks): what the discriminator (or critic) says of
   real and generated batches, and what a variant's loss adds. `gan/d_real`, `gan/d_fake`,
-  `gan/d_accuracy`, `gan/wasserstein`, `gan/gradient_penalty` (`ml.gan.adversarial`).
+  `gan/d_accuracy`, `gan/wasserstein`, `gan/gradient_penalty`, `gan/r1_penalty`
+  (`ml.gan.adversarial`).
 - `rl/` (deep reinforcement learning): what the value network predicts. `rl/q_mean`,
   `rl/q_max_abs`.
 - `dp/` (dynamic programming): convergence of the sweeps and the solution. `dp/delta`,

@@ -47,6 +47,13 @@ class DCGANConfig(gan.GANConfig):
     total_steps: int = Field(3000, ge=1, le=1_000_000, description="Number of generator updates.")
     learning_rate_g: float = Field(2e-4, gt=0.0, le=1.0, description="Adam step size of G.")
     learning_rate_d: float = Field(2e-4, gt=0.0, le=1.0, description="Adam step size of D.")
+    r1_weight: float = Field(
+        0.0,
+        ge=0.0,
+        le=1000.0,
+        description="gamma of the R1 penalty (Mescheder et al. 2018) on real images; off, as "
+        "in DCGAN.",
+    )
     learning_rate_schedule: Literal["linear", "constant"] = Field(
         "constant", description="constant (DCGAN) or linear decay to zero."
     )

@@ -36,6 +36,7 @@ WANDERING = {
     "learning_rate_schedule": "constant",
     "learning_rate_g": 1e-2,
     "learning_rate_d": 1e-2,
+    "r1_weight": 0.0,  # the penalty would steady it
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from pydantic import ValidationError
 
 from ml.core.errors import ConfigError, QueryError
@@ -15,7 +16,7 @@ from ml.core.hooks import NullHooks, RecordingHooks
 from ml.core.model import from_payload
 from ml.data import Dataset, UploadedDataset
 from ml.gan.datasets import RingDataset, ring_means, sample_ring
-from ml.gan.gan import ALGORITHM, GANConfig, GANModel, train
+from ml.gan.gan import ALGORITHM, GANConfig, GANModel, discriminator_step, r1_penalty, train
 from ml.gan.metrics import mmd_rbf, mode_coverage
 from tests.tiny_configs import TINY_CONFIGS
 
@@ -106,8 +107,9 @@ def test_config_defaults_and_datasets() -> None:
 # -- learning ------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_non_saturating_gan_captures_the_modes_of_the_ring() -> None:
-    """Vanilla GAN on 8 Gaussians of std 0.01: at least 7 modes, 80% of samples within 3 std."""
-    config = GANConfig(total_steps=2000, eval_interval=1000)
+    """Vanilla GAN on 8 Gaussians of std 0.01, half the default budget: at least 7 modes,
+    80% of samples within 3 std (measured: 8 modes, 88.5%)."""
+    config = GANConfig(total_steps=3000, eval_interval=1000)
     assert config.dataset.std == 0.01 and config.dataset.radius == 1.0  # type: ignore[union-attr]
     hooks = RecordingHooks()
     model = train(config, seed=0, hooks=hooks)
@@ -121,7 +123,7 @@ def test_non_saturating_gan_captures_the_modes_of_the_ring() -> None:
     assert hooks.last("eval/modes") == summary["modes"]
     assert {"losses/discriminator", "losses/generator", "eval/high_quality"} <= set(hooks.metrics)
     assert {"gan/d_real", "gan/d_fake"} <= set(hooks.metrics)
-    assert hooks.progress[-1] == (2000, 2000)
+    assert hooks.progress[-1] == (3000, 3000)
     assert not hooks.warnings
 
 
@@ -201,3 +203,22 @@ def test_discriminate_gives_probabilities(tiny_model: GANModel) -> None:
     assert scores.shape == (3,) and np.all((scores >= 0.0) & (scores <= 1.0))
     np.testing.assert_array_equal(scores, tiny_model.discriminate(points))
     assert tiny_model.discriminate(np.zeros((0, 2), np.float32)).shape == (0,)
+
+
+def test_the_r1_penalty_is_the_squared_slope_of_d_at_the_data() -> None:
+    """For a linear D(x) = w . x + b the slope is w everywhere: E|grad D|^2 = |w|^2, and the
+    discriminator's loss carries gamma / 2 of it (Mescheder et al. 2018, Eq. 9)."""
+    d = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        d.weight.copy_(torch.tensor([[3.0, 4.0]]))
+    real, fake = torch.randn(16, 2), torch.randn(16, 2)
+    penalty, logits = r1_penalty(d, real)
+    assert penalty.item() == pytest.approx(25.0) and logits.shape == (16, 1)
+    noise = torch.Generator().manual_seed(0)
+    plain = discriminator_step(d, real, fake, GANConfig(r1_weight=0.0), noise)
+    penalised = discriminator_step(d, real, fake, GANConfig(r1_weight=0.5), noise)
+    assert "gan/r1_penalty" not in plain.metrics
+    assert penalised.metrics["gan/r1_penalty"].item() == pytest.approx(25.0)
+    assert (penalised.loss - plain.loss).item() == pytest.approx(0.25 * 25.0, rel=1e-5)
+    penalised.loss.backward()  # differentiable in D's weights: d/dw (gamma / 2 |w|^2) = gamma w
+    assert d.weight.grad is not None and torch.isfinite(d.weight.grad).all()
