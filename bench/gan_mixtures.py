@@ -49,6 +49,7 @@ class Variant:
 
 VARIANTS = [
     Variant("gan", "gan"),
+    Variant("gan, 12,000 steps", "gan", {"total_steps": 12_000}),
     Variant("wgan", "wgan"),
     Variant("wgan_gp", "wgan_gp"),
     Variant(
