@@ -43,10 +43,10 @@ cover them, all of it common practice rather than a change of objective:
 Measured with these defaults on one core (about 40 s a run): grid25, seeds 0, 1 and 2, all
 25 modes with 75.2%, 76.1% and 78.1% of the samples within 3 std; ring8, seeds 0 and 1, all
 8 modes with 92.9% and 89.7% (tests/ml/gan/test_mixtures.py; `bench.gan_mixtures` has the
-spread over more seeds). Time buys quality: 10,000 steps took grid seeds 0 and 1 to 86.3% and
-83.0%. PacGAN's packing (the discriminator judging 2 or 4 samples
-at once) was tried on the grid and left out: in this budget the packed discriminator stayed
-at chance (accuracy 0.5) and the samples near uniform (2-6% high-quality).
+spread over more seeds). Time buys quality: 10,000 steps took grid seeds 0 and 1 to 86.3%
+and 83.0%. PacGAN's packing (the discriminator judging 2 or 4 samples at once) was tried on
+the grid and left out: in this budget the packed discriminator stayed at chance (accuracy
+0.5) and the samples near uniform (2-6% high-quality).
 
 A discriminator whose loss stays near 0 has won outright, and the generator's gradients
 vanish (Arjovsky & Bottou 2017): the run warns `discriminator_wins`. The model keeps

@@ -76,8 +76,8 @@ class WGANGPConfig(AdversarialConfig):
         1.0,
         ge=0.0,
         le=1000.0,
-        description="lambda, the weight of the gradient penalty (the paper's 10 keeps the "
-        "critic too flat for the peaked 2-D mixtures; see the algorithm's notes).",
+        description="lambda, the weight of the gradient penalty (with the paper's 10, most "
+        "samples stay between the peaked 2-D mixtures' modes; see the algorithm's notes).",
     )
     batch_size: int = Field(
         256, ge=2, le=8192, description="Real and generated samples per critic update."
