@@ -369,7 +369,7 @@ DISCRIMINATOR = Query(
     renderers={NPY: lambda r: npy(np.asarray(r.scores, dtype=np.float32))},
     examples=({"samples": [[1.0, 0.0], [0.0, 0.0]]},),
 )
-# The name this query had before v1 named it after the network; kept for existing clients.
+# Its name until 2026-12-06, kept (deprecated) for the clients that use it.
 DISCRIMINATOR_SCORES = replace(
     DISCRIMINATOR,
     name="discriminator-scores",
