@@ -1,8 +1,8 @@
 """The GAN variants on PacGAN's grid of 25 Gaussians with their default settings, judged as
 the mode-collapse literature judges them: modes captured always paired with the share of
-high-quality samples, since uniform noise over the square already "captures" 22-23 modes
-at about 2% high quality (`bench.gan_mixtures` has the spread over seeds and the published
-rows)."""
+high-quality samples, since uniform noise over the square already "captures" 16-20 modes
+at about 1.5% high quality (`bench.gan_mixtures`, which has the spread over seeds and the
+published rows)."""
 
 from __future__ import annotations
 
