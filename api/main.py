@@ -14,7 +14,17 @@ from api.cross_site import CrossSiteGuard
 from api.limits import QueryRate
 from api.model_cache import ModelCache, ModelRows
 from api.openapi import declare_errors
-from api.routes import algorithms, datasets, health, jobs, keys, models, queries, registry
+from api.routes import (
+    algorithms,
+    datasets,
+    environments,
+    health,
+    jobs,
+    keys,
+    models,
+    queries,
+    registry,
+)
 from store.artifacts import open_artifact_store
 from store.db import session_factory
 from store.settings import Settings, get_settings
@@ -43,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     session_factory(settings.resolved_database_url, settings)
     errors.install(app)
     # Every status each operation can answer is declared, with the error body.
-    for module in (health, algorithms, jobs, models, registry, datasets, keys):
+    for module in (health, algorithms, environments, jobs, models, registry, datasets, keys):
         app.include_router(declare_errors(module.router))
     # One route per declared query, from `ml.queries`.
     app.include_router(declare_errors(queries.router_for_queries()))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -49,6 +49,27 @@ class AlgorithmPublic(BaseModel):
 
 class AlgorithmsPublic(BaseModel):
     data: list[AlgorithmPublic]
+    count: int
+
+
+class EnvironmentPublic(BaseModel):
+    name: str = Field(description="The Gymnasium id, or the tabular world's kind.")
+    family: Literal["gymnasium", "tabular"]
+    description: str
+    observation_space: dict[str, Any] = Field(
+        description="{'type': 'box', 'shape'} for vectors; {'type': 'discrete', 'n', 'shape'} "
+        "for the states of tabular worlds."
+    )
+    action_space: dict[str, Any] = Field(
+        description="{'type': 'discrete', 'n'} or {'type': 'box', 'shape', 'low', 'high'}."
+    )
+    max_episode_steps: int | None = Field(None, description="Gymnasium's time limit.")
+    algorithms: list[str] = Field(description="The algorithms whose `env` accepts it.")
+    example: dict[str, Any] = Field(description="How a job's config names it.")
+
+
+class EnvironmentsPublic(BaseModel):
+    data: list[EnvironmentPublic]
     count: int
 
 

@@ -6,7 +6,7 @@ import importlib
 import sys
 
 BENCHMARKS = [
-    "bench.bench_dp",
+    "bench.dp",
     "bench.bench_dqn",
     "bench.dispatch",
     "bench.serving",

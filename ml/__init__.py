@@ -57,6 +57,7 @@ def train(
     device: str | None = None,
     resume: dict[str, Any] | None = None,
     datasets: Mapping[str, Any] | None = None,
+    models: Mapping[str, Any] | None = None,
 ) -> TrainedModel:
     """Validate `config` against the algorithm's schema and train; see `ml.core.hooks`."""
     algo = get_algorithm(algorithm)
@@ -68,4 +69,5 @@ def train(
         device=device,
         resume=resume,
         datasets=datasets,
+        models=models,
     )

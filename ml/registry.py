@@ -12,11 +12,22 @@ from ml.core.algorithm import Algorithm
 from ml.gan import cgan, dcgan, gan, wgan, wgan_gp
 from ml.irl import maxent_irl
 from ml.rl import dqn
-from ml.tabular import value_iteration
+from ml.tabular import policy_evaluation, policy_iteration, value_iteration
 
 ALGORITHMS: dict[str, Algorithm[Any]] = {
     module.ALGORITHM.name: module.ALGORITHM
-    for module in (gan, wgan, wgan_gp, dcgan, cgan, dqn, value_iteration, maxent_irl)
+    for module in (
+        gan,
+        wgan,
+        wgan_gp,
+        dcgan,
+        cgan,
+        dqn,
+        value_iteration,
+        policy_iteration,
+        policy_evaluation,
+        maxent_irl,
+    )
 }
 
 

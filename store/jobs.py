@@ -66,6 +66,7 @@ def create_job(
     max_runtime_seconds: float | None = None,
     tenant: str = DEFAULT_TENANT,
     submitted_by: str | None = None,
+    model_refs: dict[str, str] | None = None,
 ) -> Job:
     job = Job(
         id=new_job_id(),
@@ -74,6 +75,7 @@ def create_job(
         max_runtime_seconds=max_runtime_seconds,
         kind=kind.value,
         register_as=register_as,
+        model_refs=model_refs or None,
         cache_key=cache_key,
         warnings=[],
         algorithm=algorithm,

@@ -112,6 +112,8 @@ class Job(Base):
     warnings: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     # {"name": ..., "aliases": [...]}: register the model under a name when the job succeeds.
     register_as: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # {reference: model id}: the finished models the config names, pinned at submission.
+    model_refs: Mapped[dict[str, str] | None] = mapped_column(JSON)
 
     progress_step: Mapped[int] = mapped_column(Integer, default=0)
     progress_total: Mapped[int | None] = mapped_column(Integer)

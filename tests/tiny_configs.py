@@ -78,6 +78,18 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
     "value_iteration": {
         "env": {"kind": "grid", "layout": ["S..", ".#.", "..G"]},
         "discount": 0.9,
+        "sweeps": "jacobi",  # a few dozen sweeps: checkpoints before it converges
+        "checkpoint_interval": 5,
+    },
+    "policy_iteration": {
+        "env": {"kind": "grid", "layout": ["S...", ".#..", "...G"]},
+        "discount": 0.9,
+        "checkpoint_interval": 1,
+    },
+    "policy_evaluation": {
+        "env": {"kind": "grid", "layout": ["S..", ".#.", "..G"]},
+        "discount": 0.9,
+        "method": "iterative",  # sweeps, so a stop can come between two
         "checkpoint_interval": 5,
     },
     "maxent_irl": {

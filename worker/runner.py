@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import ml
 from ml.core.errors import ArtifactError, MLError, TrainingAborted, TrainingStopped
-from ml.core.model import TrainedModel
+from ml.core.model import TrainedModel, load_bytes
 from ml.data import Dataset, from_npz
 from store import datasets, jobs, models, registry
 from store.artifacts import ArtifactStore, ArtifactUnavailable, open_artifact_store
@@ -193,9 +193,20 @@ def _fit(
         partial(_datasets, factory, artifacts, job.id),
         patience=hooks.patience,
     )
+    referenced = patiently(
+        f"job {job.id}: loading the models it references",
+        partial(_referenced_models, factory, artifacts, job.model_refs or {}),
+        patience=hooks.patience,
+    )
     resume = _resume_state(factory, artifacts, job, hooks.patience)
     run = partial(
-        algorithm.run, config, seed=job.seed, hooks=hooks, device=settings.device, datasets=data
+        algorithm.run,
+        config,
+        seed=job.seed,
+        hooks=hooks,
+        device=settings.device,
+        datasets=data,
+        models=referenced,
     )
     try:
         return run(resume=resume)
@@ -215,6 +226,20 @@ def _datasets(factory: Factory, artifacts: ArtifactStore, job_id: str) -> dict[s
             (d.id, d.kind, d.artifact_uri) for d in datasets.datasets_of_job(session, job_id=job_id)
         ]
     return {dataset_id: from_npz(kind, artifacts.get(uri)) for dataset_id, kind, uri in rows}
+
+
+def _referenced_models(
+    factory: Factory, artifacts: ArtifactStore, pinned: dict[str, str]
+) -> dict[str, TrainedModel]:
+    """The finished models the job's config references, loaded, by reference; one deleted
+    since the job was accepted is left out (the algorithm then says which is missing)."""
+    with session_scope(factory) as session:
+        rows = {ref: models.get_model(session, model_id) for ref, model_id in pinned.items()}
+    return {
+        ref: load_bytes(artifacts.get(row.artifact_uri))
+        for ref, row in rows.items()
+        if row is not None
+    }
 
 
 def _succeed(

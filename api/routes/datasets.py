@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import ml
-from api.auth import ReadCaller, TrainCaller
+from api.auth import Caller, ReadCaller, TrainCaller
 from api.deps import ArtifactsDep, IdempotencyKeyHeader, SessionDep, SettingsDep
 from api.errors import ApiError
 from api.limits import check_storage
@@ -27,7 +27,9 @@ from api.uploads import read_upload
 from ml.core.errors import DatasetError
 from ml.data import DATASET_KINDS, describe_kind, parse_upload, to_npz
 from store import datasets, idempotency
+from store.artifacts import ArtifactStore
 from store.models import shown
+from store.settings import Settings
 from store.tables import DatasetRow
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], route_class=StrictRoute)
@@ -156,10 +158,42 @@ def upload_dataset(
             response.headers["Idempotent-Replayed"] = "true"
             row = dataset_or_404(session, replay.resource_id, caller.tenant)
             return to_public(session, row, used_by=True)
+    row, created = store_dataset(
+        session,
+        artifacts,
+        settings,
+        caller,
+        kind=kind,
+        data=data,
+        name=name,
+        remember=None if idempotency_key is None else (idempotency_key, request),
+    )
+    if not created:
+        response.status_code = 200
+        return to_public(session, row, used_by=True)
+    response.headers["Location"] = f"/v1/datasets/{row.id}"
+    return to_public(session, row)
+
+
+def store_dataset(
+    session: Session,
+    artifacts: ArtifactStore,
+    settings: Settings,
+    caller: Caller,
+    *,
+    kind: str,
+    data: bytes,
+    name: str | None,
+    remember: tuple[str, str] | None = None,
+) -> tuple[DatasetRow, bool]:
+    """Validate and store a dataset file for the caller's tenant, once per content: the row,
+    and whether it is new (False: the same content was stored before). `remember` is an
+    (Idempotency-Key, request digest) to record with it. Used by uploads and by queries that
+    save their answer (`rollouts`)."""
+    digest = hashlib.sha256(data).hexdigest()
     existing = datasets.find_by_digest(session, kind=kind, sha256=digest, tenant=caller.tenant)
     if existing is not None:
-        response.status_code = 200
-        return to_public(session, existing, used_by=True)
+        return existing, False
     try:
         dataset = parse_upload(kind, data, max_bytes=settings.max_upload_bytes)
     except DatasetError as exc:
@@ -180,26 +214,24 @@ def upload_dataset(
             summary=dataset.summary,
             artifact_uri=uri,
         )
-        if idempotency_key is not None:
+        if remember is not None:
             idempotency.remember(
                 session,
                 scope="datasets",
-                key=idempotency_key,
-                digest=request,
+                key=remember[0],
+                digest=remember[1],
                 resource_id=row.id,
                 tenant=caller.tenant,
             )
         session.commit()
-    except IntegrityError:  # the same content, uploaded at the same moment, won the race
+    except IntegrityError:  # the same content, stored at the same moment, won the race
         session.rollback()
         artifacts.delete(uri)
         existing = datasets.find_by_digest(session, kind=kind, sha256=digest, tenant=caller.tenant)
         if existing is None:
             raise
-        response.status_code = 200
-        return to_public(session, existing, used_by=True)
-    response.headers["Location"] = f"/v1/datasets/{row.id}"
-    return to_public(session, row)
+        return existing, False
+    return row, True
 
 
 @router.get("", summary="List datasets, built-in and uploaded", operation_id="list_datasets")

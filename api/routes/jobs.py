@@ -17,6 +17,7 @@ from api.errors import ApiError, from_validation
 from api.limits import check_submission
 from api.schemas import JobCreate, JobPublic, JobsPublic, MetricSeries, MetricsPublic, Progress
 from api.strict_input import StrictRoute, validate_strictly
+from ml.core.references import referenced_models
 from ml.data import UploadedDataset
 from store import datasets, idempotency, jobs, models, registry
 from store.tables import DatasetRow, Job, JobKind, JobStatus
@@ -121,6 +122,7 @@ class Spec:
     config: dict[str, Any]
     register_as: dict[str, Any] | None
     dataset_ids: list[str]
+    model_refs: dict[str, str]
 
 
 def check_spec(session: SessionDep, body: JobCreate, tenant: str, settings: SettingsDep) -> Spec:
@@ -156,7 +158,22 @@ def check_spec(session: SessionDep, body: JobCreate, tenant: str, settings: Sett
         config=config.model_dump(mode="json"),
         register_as=check_register(body),
         dataset_ids=[row.id for row in rows],
+        model_refs=check_models(session, config, tenant),
     )
+
+
+def check_models(session: SessionDep, config: BaseModel, tenant: str) -> dict[str, str]:
+    """{reference: model id} of the finished models the config names, each the tenant's and
+    ready; the ids are pinned now, so moving an alias later does not change the job."""
+    pinned: dict[str, str] = {}
+    for path, reference in referenced_models(config):
+        try:
+            pinned[reference] = models.resolve(session, reference, tenant=tenant).id
+        except models.ModelNotReady as exc:
+            raise ApiError(422, "model_not_ready", str(exc), field=f"config.{path}") from None
+        except models.ModelNotFound as exc:
+            raise ApiError(422, "model_not_found", exc.message, field=f"config.{path}") from None
+    return pinned
 
 
 def config_error(exc: ml.ConfigError) -> ApiError:
@@ -245,6 +262,7 @@ def store_job(
         tags=body.tags,
         register_as=spec.register_as,
         max_runtime_seconds=body.max_runtime_seconds,
+        model_refs=spec.model_refs,
     )
     datasets.link_jobs(session, job_id=job.id, dataset_ids=spec.dataset_ids)
     if key is not None:

@@ -12,10 +12,12 @@ annotations, which name each query's request class.)
 """
 
 import hashlib
+import io
 import json
 import logging
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, Body, Query, Request, Response, Security
 from fastapi.openapi.models import Example
 from fastapi.responses import JSONResponse
@@ -27,6 +29,7 @@ from api.errors import ApiError, error_body
 from api.limits import QueryCaller
 from api.model_cache import ModelCache
 from api.references import ResolvedModelDep
+from api.routes.datasets import store_dataset
 from api.schemas import QueryResultPending
 from api.strict_input import StrictRoute
 from ml.core.errors import ArtifactError
@@ -34,7 +37,7 @@ from ml.core.model import TrainedModel
 from ml.queries import FORMATS, JSON, QUERIES, queries_for_kind
 from ml.queries import Query as DeclaredQuery
 from store import jobs
-from store.artifacts import ArtifactMissing
+from store.artifacts import ArtifactMissing, ArtifactStore
 from store.db import session_factory, session_scope
 from store.models import shown
 from store.settings import Settings
@@ -211,14 +214,62 @@ def answer(
     format: str | None,
     cache: ModelCache,
     settings: Settings,
+    caller: Caller,
+    artifacts: ArtifactStore,
 ) -> Response:
     check_supported(query, row)
     check_size(query, body, settings)
     media = negotiate(query, http.headers.get("accept"), format)
+    saving = query.dataset_of is not None and query.keeps(body)
+    if saving and Scope.train not in caller.scopes:
+        raise ApiError(
+            403,
+            "missing_scope",
+            "saving an answer as a dataset needs the train scope",
+            field="save_as_dataset",
+        )
     if query.heavy(body):
         return submit_heavy(settings, row, query, body.model_dump(mode="json"), media)
     result = query.answer(load(cache, row), body)
+    if saving:
+        result = keep_as_dataset(query, body, result, settings, caller, artifacts)
     return Response(query.render(result, media), media_type=media)
+
+
+def keep_as_dataset(
+    query: DeclaredQuery[Any, Any],
+    body: Any,
+    result: Any,
+    settings: Settings,
+    caller: Caller,
+    artifacts: ArtifactStore,
+) -> Any:
+    """Store the answer as the dataset the query makes of it (in a transaction of its own,
+    after the computation), and name it in the answer's `dataset`."""
+    assert query.dataset_of is not None
+    saved = query.dataset_of(body, result)
+    buffer = io.BytesIO()
+    np.savez(buffer, **saved.arrays)
+    with session_scope(session_factory(settings.resolved_database_url)) as session:
+        dataset, created = store_dataset(
+            session,
+            artifacts,
+            settings,
+            caller,
+            kind=saved.kind,
+            data=buffer.getvalue(),
+            name=saved.name,
+        )
+        reference = {"kind": "uploaded", "id": dataset.id}
+        described = {
+            "id": dataset.id,
+            "kind": dataset.kind,
+            "name": dataset.name,
+            "rows": dataset.rows,
+            "created": created,
+            "reference": reference,
+        }
+    return result.model_copy(update={"dataset": described})
 
 
 def responses(query: DeclaredQuery[Any, Any]) -> dict[int | str, dict[str, Any]]:
@@ -247,17 +298,18 @@ def add_query_routes(router: APIRouter, query: DeclaredQuery[Any, Any]) -> None:
     }
 
     def post(
-        _: QueryCaller,
+        caller: QueryCaller,
         row: ResolvedModelDep,
         http: Request,
         cache: ModelCacheDep,
         settings: SettingsDep,
+        artifacts: ArtifactsDep,
         format: Format = None,
         body: Any = None,
     ) -> Response:
         if body is None:  # no body: the defaults, when the query needs no input
             body = default_request(query)
-        return answer(query, body, row, http, format, cache, settings)
+        return answer(query, body, row, http, format, cache, settings, caller, artifacts)
 
     post.__annotations__["body"] = Annotated[query.request, Body(openapi_examples=examples or None)]
     router.add_api_route(
@@ -276,14 +328,16 @@ def add_query_routes(router: APIRouter, query: DeclaredQuery[Any, Any]) -> None:
         return
 
     def get(
-        _: QueryCaller,
+        caller: QueryCaller,
         row: ResolvedModelDep,
         http: Request,
         cache: ModelCacheDep,
         settings: SettingsDep,
+        artifacts: ArtifactsDep,
         format: Format = None,
     ) -> Response:
-        return answer(query, query.request(), row, http, format, cache, settings)
+        request = query.request()
+        return answer(query, request, row, http, format, cache, settings, caller, artifacts)
 
     router.add_api_route(
         f"/v1/models/{{model}}/{query.name}",

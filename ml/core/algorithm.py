@@ -33,7 +33,9 @@ Family = Literal["gan", "rl", "dp", "irl"]
 
 
 class TrainFn(Protocol[ConfigT_contra]):
-    """`train(config, *, seed, hooks, device, resume, datasets) -> TrainedModel`."""
+    """`train(config, *, seed, hooks, device, resume, datasets, models) -> TrainedModel`:
+    `datasets` are the uploaded datasets the config names, by id; `models` the finished
+    models it references (`ml.core.references`), by reference."""
 
     def __call__(
         self,
@@ -44,6 +46,7 @@ class TrainFn(Protocol[ConfigT_contra]):
         device: str | None = None,
         resume: dict[str, Any] | None = None,
         datasets: Mapping[str, Any] | None = None,
+        models: Mapping[str, Any] | None = None,
     ) -> TrainedModel: ...
 
 
@@ -81,10 +84,17 @@ class Algorithm(Generic[ConfigT]):
         device: str | None = None,
         resume: dict[str, Any] | None = None,
         datasets: Mapping[str, Any] | None = None,
+        models: Mapping[str, Any] | None = None,
     ) -> TrainedModel:
         """Train from an already validated config (the worker's entry point)."""
         if not isinstance(config, self.config):
             config = self.config.model_validate(config.model_dump())
         return self.train(
-            config, seed=seed, hooks=hooks, device=device, resume=resume, datasets=datasets
+            config,
+            seed=seed,
+            hooks=hooks,
+            device=device,
+            resume=resume,
+            datasets=datasets,
+            **({"models": models} if models is not None else {}),
         )

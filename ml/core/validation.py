@@ -38,38 +38,41 @@ def observation_batch(observations: Any, dim: int, *, field: str = "observations
     return array.astype(np.float32)
 
 
-def grid_states(states: Any, shape: tuple[int, int], *, field: str = "states") -> np.ndarray:
-    """State indices from a list of either flat indices or [row, col] pairs."""
-    rows, cols = shape
-    n_states = rows * cols
+def grid_states(states: Any, shape: tuple[int, ...], *, field: str = "states") -> np.ndarray:
+    """State indices from a list of either flat indices or coordinates in `shape` ([row, col]
+    on a grid; [taxi row, taxi col, passenger, destination] in Taxi)."""
+    n_states = int(np.prod(shape))
     if not isinstance(states, list | tuple) or len(states) == 0:
         raise QueryError(f"'{field}' must be a non-empty list of states", field=field)
     if len(states) > MAX_BATCH:
         raise QueryError(f"at most {MAX_BATCH} {field} per request", field=field)
+    dims = len(shape)
+    named = "a [row, col] pair" if dims == 2 else f"a list of {dims} coordinates"
+    extent = "x".join(str(n) for n in shape)
     indices = []
     for i, s in enumerate(states):
         where = f"{field}.{i}"
         if isinstance(s, int) and not isinstance(s, bool):
             if not 0 <= s < n_states:
                 raise QueryError(
-                    f"{field}[{i}] = {s} is outside the grid: states are 0..{n_states - 1}",
+                    f"{field}[{i}] = {s} is outside the world: states are 0..{n_states - 1}",
                     field=where,
                 )
             indices.append(s)
         elif (
             isinstance(s, list | tuple)
-            and len(s) == 2
+            and dims > 1
+            and len(s) == dims
             and all(isinstance(v, int) and not isinstance(v, bool) for v in s)
         ):
-            r, c = s
-            if not (0 <= r < rows and 0 <= c < cols):
+            if not all(0 <= v < n for v, n in zip(s, shape, strict=True)):
+                shown = ", ".join(str(v) for v in s)
                 raise QueryError(
-                    f"{field}[{i}] = [{r}, {c}] is outside the {rows}x{cols} grid", field=where
+                    f"{field}[{i}] = [{shown}] is outside the {extent} grid", field=where
                 )
-            indices.append(r * cols + c)
+            indices.append(int(np.ravel_multi_index(tuple(s), shape)))
         else:
             raise QueryError(
-                f"{field}[{i}] must be a state index or a [row, col] pair of integers",
-                field=where,
+                f"{field}[{i}] must be a state index or {named} of integers", field=where
             )
     return np.asarray(indices, dtype=np.int64)

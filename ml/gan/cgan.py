@@ -76,6 +76,7 @@ def train(
     device: str | None = None,
     resume: dict[str, Any] | None = None,
     datasets: Mapping[str, Any] | None = None,
+    models: Mapping[str, Any] | None = None,
 ) -> CGANModel:
     model = adversarial.train(
         variant(), config, seed=seed, hooks=hooks, device=device, resume=resume, datasets=datasets

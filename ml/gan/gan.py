@@ -229,6 +229,7 @@ def train(
     device: str | None = None,
     resume: dict[str, Any] | None = None,
     datasets: Mapping[str, Any] | None = None,
+    models: Mapping[str, Any] | None = None,
 ) -> GANModel:
     """Algorithm 1 of Goodfellow et al. 2014 with Adam; returns both networks as a model."""
     model = adversarial.train(

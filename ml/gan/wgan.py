@@ -153,6 +153,7 @@ def train(
     device: str | None = None,
     resume: dict[str, Any] | None = None,
     datasets: Mapping[str, Any] | None = None,
+    models: Mapping[str, Any] | None = None,
 ) -> WGANModel:
     """Algorithm 1 of Arjovsky et al. 2017; returns the generator and the critic."""
     model = adversarial.train(

@@ -186,6 +186,7 @@ def train(
     device: str | None = None,
     resume: dict[str, Any] | None = None,
     datasets: Mapping[str, Any] | None = None,
+    models: Mapping[str, Any] | None = None,
 ) -> WGANGPModel:
     """Algorithm 1 of Gulrajani et al. 2017; returns the generator and the critic."""
     model = adversarial.train(

@@ -48,7 +48,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from ml.core.algorithm import Algorithm
 from ml.core.cost import CALL_OVERHEAD, Cost, vi_sweeps
@@ -57,9 +57,12 @@ from ml.core.metadata import model_metadata
 from ml.core.seeding import numpy_rng
 from ml.core.training import Interrupt, Run, never
 from ml.tabular import dp
-from ml.tabular.gridworld import ACTION_NAMES, GridEnv, TabularMDP, build_grid, n_cells
-from ml.tabular.models import TabularValueModel, mdp_description, mdp_shapes
+from ml.tabular.gridworld import ACTION_NAMES, GridEnv, build_grid, n_cells
+from ml.tabular.mdp import TabularMDP
+from ml.tabular.models import TabularValueModel, mdp_description, mdp_shapes, table_arrays
 
+# Largest grid: the max-ent passes use dense P[s, a, s'].
+MAX_CELLS = 1024
 LOG_INTERVAL = 10  # gradient steps between metrics and progress reports
 VI_TOLERANCE = 1e-8
 # Entries of F[demos] gathered at once when counting the demonstrations' features (8 MB of
@@ -134,12 +137,23 @@ class MaxEntIRLConfig(BaseModel):
         50, ge=1, le=100_000, description="Gradient steps between checkpoints."
     )
 
+    @model_validator(mode="after")
+    def _dense_enough(self) -> MaxEntIRLConfig:
+        # The max-ent passes work on dense P[s, a, s'] (8 S^2 A bytes: 32 MB at 1024 cells).
+        if n_cells(self.env) > MAX_CELLS:
+            raise ValueError(
+                f"MaxEnt IRL works on grids of at most {MAX_CELLS} cells (e.g. 32x32), got "
+                f"{n_cells(self.env)}"
+            )
+        return self
+
 
 # -- features, demonstrations, metrics ---------------------------------------------------------
 def state_features(mdp: TabularMDP, kind: str) -> np.ndarray:
     """F[s, k]: what the learned reward r = F theta can depend on."""
     if kind == "onehot":
         return np.eye(mdp.n_states)  # F[s, s]
+    assert mdp.layout is not None  # grids of MaxEnt IRL's size keep their map
     cells = np.array([list(row) for row in mdp.layout]).reshape(-1)
     if kind == "terrain":
         return np.stack([np.isin(cells, ["S", "."]), cells == "G", cells == "H"], 1).astype(
@@ -230,7 +244,7 @@ def expected_value_ratio(
     """Value of `policy` from the start under the true (task) reward, relative to V*(start):
     1 - (V*(S) - V^pi(S)) / |V*(S)|, which is V^pi(S) / V*(S) when V*(S) > 0."""
     v_pi = float(
-        mdp.start @ dp.policy_evaluation(mdp.P, mdp.R, policy, discount, terminal=mdp.terminal)
+        mdp.start @ dp.policy_evaluation(mdp.P, mdp.R, policy, discount, terminal=mdp.fixed)
     )
     return 1.0 - (v_star - v_pi) / max(abs(v_star), 1e-12)
 
@@ -289,12 +303,12 @@ def make_problem(
         mdp.P,
         mdp.R,
         config.discount,
-        terminal=mdp.terminal,
+        terminal=mdp.fixed,
         tolerance=VI_TOLERANCE,
         max_iterations=1_000_000,
         callback=lambda *_: interrupt(),
     )
-    open_cells = np.flatnonzero(~mdp.terminal)
+    open_cells = np.flatnonzero(~mdp.fixed)
     starts = open_cells if config.random_starts else np.flatnonzero(mdp.start > 0)
     length = config.demo_length
     demos = generate_demos(P, expert.policy, starts, config.n_demos, length, rng, interrupt)
@@ -405,6 +419,7 @@ def train(
     device: str | None = None,
     resume: dict[str, Any] | None = None,
     datasets: Mapping[str, Any] | None = None,
+    models: Mapping[str, Any] | None = None,
 ) -> MaxEntIRLModel:
     """Fit a linear state reward to expert demonstrations; NumPy on CPU (`device` unused).
 
@@ -453,7 +468,10 @@ def train(
         },
         env=mdp_description(problem.mdp),
     )
-    return MaxEntIRLModel(metadata, reward=reward, V=solved.V, Q=solved.Q)
+    mdp = problem.mdp
+    return MaxEntIRLModel(
+        metadata, reward=reward, V=solved.V, Q=solved.Q, terminal=mdp.terminal, wall=mdp.wall
+    )
 
 
 # -- model -------------------------------------------------------------------------------------
@@ -467,10 +485,8 @@ class MaxEntIRLModel(TabularValueModel):
     kind: ClassVar[str] = "maxent_irl"
     reward: np.ndarray  # r[s]
 
-    def __init__(
-        self, metadata: dict[str, Any], *, reward: np.ndarray, V: np.ndarray, Q: np.ndarray
-    ) -> None:
-        super().__init__(metadata, V=V, Q=Q)
+    def __init__(self, metadata: dict[str, Any], *, reward: np.ndarray, **tables: Any) -> None:
+        super().__init__(metadata, **tables)
         self.reward = np.asarray(reward, dtype=np.float64)
 
     def state(self) -> dict[str, Any]:
@@ -478,12 +494,7 @@ class MaxEntIRLModel(TabularValueModel):
 
     @classmethod
     def from_state(cls, metadata: dict[str, Any], state: dict[str, Any]) -> MaxEntIRLModel:
-        return cls(
-            metadata,
-            reward=state["reward"].double().numpy(),
-            V=state["V"].double().numpy(),
-            Q=state["Q"].double().numpy(),
-        )
+        return cls(metadata, reward=state["reward"].double().numpy(), **table_arrays(state))
 
 
 ALGORITHM = Algorithm(

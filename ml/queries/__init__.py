@@ -14,6 +14,7 @@ from ml.queries.base import FORMATS, JSON, NPY, PNG, Query, exposes
 from ml.queries.decisions import ACTIONS, Q_VALUES, REWARDS, VALUES
 from ml.queries.evaluation import EVALUATE
 from ml.queries.generative import DISCRIMINATOR, DISCRIMINATOR_SCORES, INTERPOLATIONS, SAMPLES
+from ml.queries.rollouts import ROLLOUTS
 
 QUERIES: dict[str, Query[Any, Any]] = {
     q.name: q
@@ -27,6 +28,7 @@ QUERIES: dict[str, Query[Any, Any]] = {
         VALUES,
         REWARDS,
         EVALUATE,
+        ROLLOUTS,
     )
 }
 

@@ -60,6 +60,15 @@ def never(_: Any) -> bool:
 
 
 @dataclass(frozen=True)
+class SavedDataset:
+    """An answer to keep as a dataset of `kind` (`ml.data`): its arrays, and a name."""
+
+    kind: str
+    name: str | None
+    arrays: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class Query(Generic[Req, Resp]):
     """One query. `run(model, request)` answers it; `renderers` add media types beyond JSON
     (each turns the response into bytes, or raises `QueryError` when this answer has no such
@@ -67,7 +76,10 @@ class Query(Generic[Req, Resp]):
     worker (an evaluation of a thousand episodes) rather than in the request. `asks_for(request)`
     says how many samples a request asks for and which field says so, for queries whose
     answers the server bounds by its `MAX_SAMPLES` setting; `deprecated` marks an old name
-    kept for existing clients."""
+    kept for existing clients. `keeps(request)` says whether the client asks to keep the
+    answer as a dataset (`rollouts` with `save_as_dataset`); `dataset_of(request, response)`
+    is then what to store (`SavedDataset`): the service stores it and names it in the
+    answer's `dataset` field."""
 
     name: str
     summary: str
@@ -81,6 +93,8 @@ class Query(Generic[Req, Resp]):
     examples: tuple[dict[str, Any], ...] = ()
     asks_for: Callable[[Req], tuple[str, int]] | None = None
     deprecated: bool = False
+    keeps: Callable[[Req], bool] = never
+    dataset_of: Callable[[Req, Resp], SavedDataset] | None = None
 
     @property
     def media_types(self) -> tuple[str, ...]:

@@ -24,19 +24,37 @@ class QFunction(Protocol):
     def q_function(self, observations: np.ndarray) -> np.ndarray: ...
 
 
+class Critic(Protocol):
+    observation_dim: int
+    action_dim: int
+
+    def critic_values(self, observations: np.ndarray, actions: np.ndarray) -> np.ndarray: ...
+
+    def act(
+        self, observations: np.ndarray, noise: float = 0.0, seed: int | None = None
+    ) -> np.ndarray: ...
+
+
 class Tabular(Protocol):
     V: np.ndarray  # V[s]
     Q: np.ndarray  # Q[s, a]
-    grid_shape: tuple[int, int]
-    layout: list[str]
+    policy: np.ndarray  # policy[s]
+    grid_shape: tuple[int, ...]
+    layout: list[str] | None
     action_names: list[str]
     terminal: list[bool]
+    wall: list[bool]
 
 
 class RewardTable(Protocol):
     reward: np.ndarray  # r[s]
-    grid_shape: tuple[int, int]
-    layout: list[str]
+    grid_shape: tuple[int, ...]
+    layout: list[str] | None
+
+
+# The whole table of a world answers in JSON up to this many states (a few MB); beyond, a
+# request names the states it wants.
+MAX_TABLE_STATES = 65_536
 
 
 class DecisionRequest(BaseModel):
@@ -46,7 +64,10 @@ class DecisionRequest(BaseModel):
         None, max_length=MAX_BATCH, description="For models of environments with vectors."
     )
     states: list[State] | None = Field(
-        None, max_length=MAX_BATCH, description="For tabular models: indices or [row, col]."
+        None,
+        max_length=MAX_BATCH,
+        description="For tabular models: indices, or coordinates in the world's shape "
+        "([row, col] on a grid).",
     )
 
     @model_validator(mode="after")
@@ -84,90 +105,230 @@ def q_table(model: Any, request: DecisionRequest) -> np.ndarray:
     return table.Q[grid_states(request.states, table.grid_shape)]
 
 
+class QValuesRequest(DecisionRequest):
+    actions: list[Vector] | None = Field(
+        None,
+        max_length=MAX_BATCH,
+        description="For critics (td3, ddpg): the action to value with each observation.",
+    )
+
+
 class QValuesResponse(BaseModel):
-    q_values: list[list[float]] = Field(description="One row per input, one value per action.")
-    actions: list[int] = Field(description="The greedy action of each input.")
+    q_values: list[list[float]] = Field(
+        description="One row per input: a value per action (discrete actions), or the "
+        "critic's value of the given action (one value; TD3's is the smaller of its twins)."
+    )
+    actions: list[int] | list[list[float]] = Field(
+        description="The greedy action of each input, or the actor's action (continuous)."
+    )
 
 
-def q_values(model: Any, request: DecisionRequest) -> QValuesResponse:
+def critic_table(model: Any, request: QValuesRequest) -> tuple[np.ndarray, np.ndarray]:
+    """(q[i, 1], the actor's actions [i, action_dim]) for observation-action pairs."""
+    if request.observations is None or request.actions is None:
+        raise QueryError(
+            f"a {model.kind} model's critic values 'observations' with 'actions', one each",
+            field="actions" if request.observations is not None else "observations",
+        )
+    critic = cast(Critic, model)
+    x = observation_batch(request.observations, critic.observation_dim)  # x[B, obs_dim]
+    a = observation_batch(request.actions, critic.action_dim, field="actions")  # a[B, act]
+    if len(a) != len(x):
+        raise QueryError(
+            f"{len(x)} observations but {len(a)} actions: send one action per observation",
+            field="actions",
+        )
+    q = np.asarray(critic.critic_values(x, a), dtype=np.float64).reshape(-1, 1)
+    if not np.all(np.isfinite(q)):
+        raise QueryError("the critic's values of these inputs overflow", field="observations")
+    return q, np.asarray(critic.act(x), dtype=np.float64)
+
+
+def q_values(model: Any, request: QValuesRequest) -> QValuesResponse:
+    if exposes(type(model), "critic_values"):
+        q, actor = critic_table(model, request)
+        return QValuesResponse(q_values=q.tolist(), actions=actor.tolist())
+    if request.actions is not None:
+        raise QueryError(
+            f"'actions' is for critics of continuous actions; a {model.kind} model values "
+            "every action of each input",
+            field="actions",
+        )
     q = q_table(model, request)  # q[i, a]
     return QValuesResponse(q_values=q.tolist(), actions=q.argmax(axis=1).tolist())
 
 
 Q_OR_TABLE = (("q_function", "observation_dim"), ("Q", "grid_shape"))
+ACTORS = (*Q_OR_TABLE, ("act", "critic_values", "observation_dim"))
+
+
+class ActionsRequest(DecisionRequest):
+    epsilon: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Discrete actions: take a uniformly random action with this probability.",
+    )
+    noise: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Continuous actions: Gaussian exploration noise, its standard deviation "
+        "as a fraction of each action dimension's half-range (clipped to the bounds).",
+    )
+    seed: int | None = Field(
+        None, ge=0, le=2**31 - 1, description="For epsilon and noise: the same seed, the same draw."
+    )
+
+
+class ActionsResponse(BaseModel):
+    actions: list[int] | list[list[float]] = Field(
+        description="The action of each input: an index, or a vector of continuous actions."
+    )
+
+
+def actions_of(model: Any, request: DecisionRequest) -> np.ndarray:
+    """The model's action for each input: argmax of a Q-network, or a tabular model's own
+    policy (greedy in Q, or the policy that policy evaluation evaluated)."""
+    if exposes(type(model), "policy") and request.states is not None:
+        table = cast(Tabular, model)
+        return table.policy[grid_states(request.states, table.grid_shape)]
+    return q_table(model, request).argmax(axis=1)
+
+
+def actions(model: Any, request: ActionsRequest) -> ActionsResponse:
+    if exposes(type(model), "act"):
+        if request.observations is None:
+            raise QueryError(f"a {model.kind} model is queried by 'observations'", field="states")
+        if request.epsilon:
+            raise QueryError("epsilon is for discrete actions; use noise", field="epsilon")
+        actor = cast(Critic, model)
+        x = observation_batch(request.observations, actor.observation_dim)
+        chosen = actor.act(x, noise=request.noise, seed=request.seed)
+        return ActionsResponse(actions=np.asarray(chosen, dtype=np.float64).tolist())
+    if request.noise:
+        raise QueryError("noise is for continuous actions; use epsilon", field="noise")
+    greedy = actions_of(model, request)  # [B]
+    if request.epsilon > 0.0:
+        rng = np.random.default_rng(request.seed)
+        n_actions = q_table(model, request).shape[1]
+        explore = rng.random(len(greedy)) < request.epsilon
+        greedy = np.where(explore, rng.integers(n_actions, size=len(greedy)), greedy)
+    return ActionsResponse(actions=greedy.tolist())
+
 
 Q_VALUES = Query(
     name="q-values",
     summary="Q-values of observations or states",
-    description="Q(s, a) for every action of each input, and the greedy action. As .npy: "
-    "the (inputs, actions) float64 array.",
-    request=DecisionRequest,
+    description="Q(s, a) for every action of each input and the greedy action; for the "
+    "critics of continuous actions (td3, ddpg), Q(s, a) of the given action and the actor's "
+    "action. As .npy: the (inputs, values) float64 array.",
+    request=QValuesRequest,
     response=QValuesResponse,
-    needs=Q_OR_TABLE,
+    needs=(*Q_OR_TABLE, ("critic_values", "act", "observation_dim")),
     run=q_values,
     renderers={NPY: lambda r: npy(np.asarray(r.q_values, dtype=np.float64))},
-    examples=({"observations": [[0.0, 0.0, 0.0, 0.0]]}, {"states": [0, [1, 2]]}),
+    examples=(
+        {"observations": [[0.0, 0.0, 0.0, 0.0]]},
+        {"states": [0, [1, 2]]},
+        {"observations": [[1.0, 0.0, 0.0]], "actions": [[0.5]]},
+    ),
 )
-
-
-class ActionsResponse(BaseModel):
-    actions: list[int] = Field(description="The greedy action of each input.")
 
 
 ACTIONS = Query(
     name="actions",
-    summary="Greedy actions for observations or states",
-    description="The action the trained policy takes in each input (argmax of Q).",
-    request=DecisionRequest,
+    summary="The model's actions for observations or states",
+    description="The action the trained policy takes in each input: greedy (argmax of Q, a "
+    "tabular model's policy) or epsilon-greedy for discrete actions, the actor's action with "
+    "optional exploration noise for continuous ones.",
+    request=ActionsRequest,
     response=ActionsResponse,
-    needs=Q_OR_TABLE,
-    run=lambda model, request: ActionsResponse(
-        actions=q_table(model, request).argmax(axis=1).tolist()
+    needs=ACTORS,
+    run=actions,
+    examples=(
+        {"observations": [[0.0, 0.0, 0.0, 0.0]]},
+        {"observations": [[0.0, 0.0, 0.0, 0.0]], "epsilon": 0.1, "seed": 0},
     ),
-    examples=({"observations": [[0.0, 0.0, 0.0, 0.0]]},),
 )
 
 
 class ValuesRequest(BaseModel):
     model_config = REQUEST
 
-
-class ValuesResponse(BaseModel):
-    values: list[float] = Field(description="V(s) per state, in state order.")
-    policy: list[int] = Field(description="The greedy action per state.")
-    action_names: list[str]
-    shape: list[int] = Field(description="[rows, cols] of the grid.")
-    layout: list[str] = Field(description="The map, one string per row.")
-    grid: list[list[float]] = Field(description="V laid out on the grid.")
-    terminal: list[bool] = Field(
-        description="States that end an episode (their value is 0, their policy means nothing)."
+    states: list[State] | None = Field(
+        None,
+        max_length=MAX_BATCH,
+        description="Indices or coordinates of the states to answer for; omit for the whole "
+        f"table (worlds of at most {MAX_TABLE_STATES} states).",
     )
 
 
-def values(model: Tabular, _: ValuesRequest) -> ValuesResponse:
-    rows, cols = model.grid_shape
+class ValuesResponse(BaseModel):
+    values: list[float] = Field(description="V(s) per requested state, or per state in order.")
+    policy: list[int] = Field(description="The model's action in each of those states.")
+    terminal: list[bool] = Field(
+        description="Whether each state ends an episode (its value is 0, its action means nothing)."
+    )
+    wall: list[bool] = Field(description="Whether each state is a wall no agent is ever in.")
+    action_names: list[str]
+    shape: list[int] = Field(description="How states lay out: [rows, cols] for grids.")
+    states: list[int] | None = Field(None, description="The requested states, as indices.")
+    layout: list[str] | None = Field(None, description="The map, one string per row.")
+    grid: list[list[float]] | None = Field(
+        None, description="V laid out on the grid (whole tables of 2-D worlds)."
+    )
+
+
+def values(model: Tabular, request: ValuesRequest) -> ValuesResponse:
+    shape = list(model.grid_shape)
+    common = {"action_names": list(model.action_names), "shape": shape}
+    if request.states is not None:
+        index = grid_states(request.states, model.grid_shape)
+        terminal, wall = np.asarray(model.terminal), np.asarray(model.wall)
+        return ValuesResponse(
+            values=model.V[index].tolist(),
+            policy=model.policy[index].tolist(),
+            terminal=terminal[index].tolist(),
+            wall=wall[index].tolist(),
+            states=index.tolist(),
+            **common,
+        )
+    if len(model.V) > MAX_TABLE_STATES:
+        raise QueryError(
+            f"this world has {len(model.V)} states, more than the {MAX_TABLE_STATES} a whole "
+            f"table answers; ask for up to {MAX_BATCH} 'states' at a time",
+            field="states",
+        )
     return ValuesResponse(
         values=model.V.tolist(),
-        policy=model.Q.argmax(axis=1).tolist(),
-        action_names=list(model.action_names),
-        shape=[rows, cols],
-        layout=list(model.layout),
-        grid=model.V.reshape(rows, cols).tolist(),
+        policy=model.policy.tolist(),
         terminal=list(model.terminal),
+        wall=list(model.wall),
+        layout=model.layout,
+        grid=model.V.reshape(model.grid_shape).tolist() if len(shape) == 2 else None,
+        **common,
     )
 
 
 VALUES = Query(
     name="values",
-    summary="State values and greedy policy of a tabular model",
-    description="V(s) of every state, the greedy policy, and V laid out on the grid. As "
-    ".npy: V as a (rows, cols) float64 array.",
+    summary="State values and policy of a tabular model",
+    description="V(s) and the model's action in every state (or in the requested ones), "
+    "with the terminal and wall masks and, for grids, V laid out on the grid. As .npy: the "
+    "values as a float64 array, in the world's shape for a whole table.",
     request=ValuesRequest,
     response=ValuesResponse,
-    needs=("V", "Q", "grid_shape", "layout", "action_names", "terminal"),
+    needs=("V", "Q", "policy", "grid_shape", "layout", "action_names", "terminal", "wall"),
     run=values,
-    renderers={NPY: lambda r: npy(np.asarray(r.grid, dtype=np.float64))},
+    renderers={NPY: lambda r: npy(values_array(r))},
+    examples=({}, {"states": [0, [1, 2]]}),
 )
+
+
+def values_array(response: ValuesResponse) -> np.ndarray:
+    values = np.asarray(response.values, dtype=np.float64)
+    return values if response.states is not None else values.reshape(response.shape)
 
 
 class RewardsRequest(BaseModel):
@@ -191,12 +352,11 @@ def rewards(model: RewardTable, request: RewardsRequest) -> RewardsResponse:
     if request.states is not None:
         index = grid_states(request.states, model.grid_shape)
         return RewardsResponse(rewards=model.reward[index].tolist())
-    rows, cols = model.grid_shape
     return RewardsResponse(
         rewards=model.reward.tolist(),
-        grid=model.reward.reshape(rows, cols).tolist(),
-        shape=[rows, cols],
-        layout=list(model.layout),
+        grid=model.reward.reshape(model.grid_shape).tolist(),
+        shape=list(model.grid_shape),
+        layout=model.layout,
     )
 
 

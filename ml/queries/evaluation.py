@@ -10,6 +10,7 @@ from typing import Protocol
 
 import numpy as np
 from pydantic import BaseModel, Field
+from scipy import stats
 
 from ml.queries.base import REQUEST, Query
 
@@ -36,6 +37,10 @@ class EvaluateResponse(BaseModel):
     std: float
     min: float
     max: float
+    ci95: list[float] | None = Field(
+        description="95% confidence interval of the mean return, [low, high] (Student's t "
+        "over the episodes; null for one episode)."
+    )
 
 
 def evaluate(model: PlaysEpisodes, request: EvaluateRequest) -> EvaluateResponse:
@@ -48,13 +53,25 @@ def evaluate(model: PlaysEpisodes, request: EvaluateRequest) -> EvaluateResponse
         std=float(returns.std()),
         min=float(returns.min()),
         max=float(returns.max()),
+        ci95=confidence_interval(returns),
     )
+
+
+def confidence_interval(returns: np.ndarray, level: float = 0.95) -> list[float] | None:
+    """mean +- t_{(1+level)/2, n-1} s / sqrt(n), s the sample standard deviation."""
+    n = len(returns)
+    if n < 2:
+        return None
+    half = float(stats.t.ppf((1 + level) / 2, n - 1) * returns.std(ddof=1) / np.sqrt(n))
+    mean = float(returns.mean())
+    return [mean - half, mean + half]
 
 
 EVALUATE = Query(
     name="evaluate",
     summary="Play the greedy policy and report its returns",
-    description=f"Plays `episodes` greedy episodes in the model's environment. Up to "
+    description=f"Plays `episodes` greedy episodes in the model's environment: each return, "
+    "their mean, std, range and the mean's 95% confidence interval. Up to "
     f"{QUICK_EPISODES} episodes answer at once; more run on a worker and answer 202 with the "
     "result's location.",
     request=EvaluateRequest,

@@ -47,7 +47,7 @@ from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from torch import nn
 from torch.nn import functional as F
 
@@ -76,8 +76,12 @@ class DQNConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    env_id: DiscreteEnvId = Field(
-        "CartPole-v1", description="Gymnasium classic-control environment (discrete actions)."
+    env: DiscreteEnvId = Field(
+        "CartPole-v1",
+        # `env_id` was this field's name until 2026-12-06; accepted until v2.
+        validation_alias=AliasChoices("env", "env_id"),
+        description="Gymnasium environment with discrete actions, by id (`env_id`, its old "
+        "name, is still accepted).",
     )
     total_steps: int = Field(
         50_000, ge=1, le=2_000_000, description="Environment steps to train for."
@@ -224,7 +228,7 @@ def cost(config: DQNConfig, *, datasets: Mapping[str, Any] | None = None) -> Cos
     by one, each evaluation time step too): a gradient step, an environment step, a target
     update and one evaluation time step.
     """
-    spaces = _spaces(config.env_id)
+    spaces = _spaces(config.env)
     p = q_network_params(config, spaces.observation_dim, spaces.n_actions)
     batch, steps = config.batch_size, config.total_steps
     forwards = 2 if config.double_dqn else 1
@@ -324,7 +328,7 @@ def greedy_return(
     q_network.eval()
     try:
         policy = greedy_policy(q_network, device)
-        returns = evaluate(policy, config.env_id, config.eval_episodes, seed, interrupt)
+        returns = evaluate(policy, config.env, config.eval_episodes, seed, interrupt)
     finally:
         q_network.train()
     return float(np.mean(returns))
@@ -360,11 +364,12 @@ def train(
     device: str | None = None,
     resume: dict[str, Any] | None = None,
     datasets: Mapping[str, Any] | None = None,
+    models: Mapping[str, Any] | None = None,
 ) -> DQNModel:
     """DQN (Algorithm 1 of Mnih et al. 2015, with Adam); returns the Q-network as a model."""
     dev = resolve_device(device)
-    spaces = env_spaces(config.env_id)
-    env = make_env(config.env_id)
+    spaces = env_spaces(config.env)
+    env = make_env(config.env)
     with seeded_torch(seed):
         q_network = make_q_network(config, spaces.observation_dim, spaces.n_actions).to(dev)
     target_network = copy.deepcopy(q_network)
@@ -443,7 +448,7 @@ def train(
         shapes={
             "observation_dim": spaces.observation_dim,
             "n_actions": spaces.n_actions,
-            "env_id": config.env_id,
+            "env_id": config.env,
         },
         summary={
             "steps": run.step,

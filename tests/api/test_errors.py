@@ -36,7 +36,7 @@ from worker.runner import run_job
         (
             {
                 "algorithm": "value_iteration",
-                "config": {"env": {"kind": "grid", "layout": ["...", "..G"]}},
+                "config": {"env": {"kind": "grid", "layout": ["##", "##"]}},
             },
             "config.env",
             None,

@@ -22,9 +22,8 @@ from ml.core.nets import mlp
 from ml.data import Dataset
 from ml.gan import gan
 from ml.rl import dqn
-from ml.tabular.gridworld import MAX_SIDE
 
-BIG_GRID = ["S" + "." * (MAX_SIDE - 1)] + ["." * MAX_SIDE] * 18 + ["." * (MAX_SIDE - 1) + "G"]
+BIG_GRID = ["S" + "." * 31] + ["." * 32] * 30 + ["." * 31 + "G"]  # MaxEnt IRL's largest
 
 
 def cost_of(name: str, config: dict[str, Any], **kwargs: Any) -> Cost:

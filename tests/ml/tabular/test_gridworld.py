@@ -1,4 +1,5 @@
-"""Grid worlds: layout validation, the dynamics of text grids, and FrozenLake's exact table."""
+"""Grid worlds: layout validation, the dynamics of text grids (teleports, bumps, large open
+rooms), and the toy-text worlds read from Gymnasium's exact tables."""
 
 from __future__ import annotations
 
@@ -9,14 +10,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from ml.core.errors import QueryError
 from ml.core.validation import grid_states
-from ml.tabular.gridworld import (
-    MAX_CELLS,
-    EnvSpec,
-    FrozenLakeEnv,
-    GridEnv,
-    build_frozen_lake,
-    build_grid,
-)
+from ml.tabular.gridworld import MAX_CELLS, MAX_SIDE, GridEnv, Teleport, build_grid
+from ml.tabular.toy_text import CliffWalkingEnv, FrozenLakeEnv, TaxiEnv, build_toy_text
+from ml.tabular.worlds import EnvSpec
 
 LEFT, DOWN, RIGHT, UP = 0, 1, 2, 3
 
@@ -26,12 +22,9 @@ LEFT, DOWN, RIGHT, UP = 0, 1, 2, 3
     [
         (["S..", ".G"], "rectangular"),
         (["S.x", "..G"], "unknown cell"),
-        (["...", "..G"], "exactly one start"),
-        (["S.S", "..G"], "exactly one start"),
-        (["S..", "..."], "at least one goal"),
+        (["###", "###"], "no cell an agent can be in"),
         ([""], "must not be empty"),
-        (["S" + "." * 50, "G" + "." * 50], "at most 50x50"),
-        (["S" + "." * 39] + ["." * 40] * 38 + ["." * 39 + "G"], f"at most {MAX_CELLS} cells"),
+        (["S" + "." * MAX_SIDE, "G" + "." * MAX_SIDE], f"at most {MAX_SIDE} rows"),
     ],
 )
 def test_bad_layouts_are_rejected_with_the_field(layout: list[str], message: str) -> None:
@@ -70,7 +63,7 @@ def test_grid_dynamics_slip_walls_and_edges() -> None:
     # Up from (1, 2) enters the goal; expected reward 0.8 * 1 + 0.1 * -0.1 (stay) + 0.1 * -0.1.
     assert mdp.P[5, UP, 2] == pytest.approx(0.8)
     assert mdp.R[5, UP] == pytest.approx(0.8 - 0.02)
-    assert mdp.terminal.tolist() == [False, True, True, False, False, False]  # wall, goal
+    assert mdp.terminal.tolist() == [False, False, True, False, False, False]  # the goal
     assert mdp.wall.tolist() == [False, True, False, False, False, False]
     assert mdp.start.tolist() == [1, 0, 0, 0, 0, 0]
     assert mdp.state_reward.tolist() == [-0.1, 0.0, 1.0, -0.1, -0.1, -0.1]
@@ -86,7 +79,7 @@ def test_hazards_are_terminal_with_their_reward() -> None:
 
 @pytest.mark.parametrize(("map_name", "slippery"), [("4x4", True), ("8x8", True), ("4x4", False)])
 def test_frozen_lake_matches_gymnasium_table(map_name: str, slippery: bool) -> None:
-    mdp = build_frozen_lake(FrozenLakeEnv(map_name=map_name, is_slippery=slippery))
+    mdp = build_toy_text(FrozenLakeEnv(map_name=map_name, is_slippery=slippery))
     env = gym.make("FrozenLake-v1", map_name=map_name, is_slippery=slippery)
     table = env.unwrapped.P  # type: ignore[attr-defined]
     for s in range(mdp.n_states):
@@ -98,6 +91,7 @@ def test_frozen_lake_matches_gymnasium_table(map_name: str, slippery: bool) -> N
             if not mdp.terminal[s]:
                 reward = sum(p * r for p, _, r, _ in table[s][a])
                 assert mdp.R[s, a] == pytest.approx(reward)
+    assert mdp.layout is not None
     assert mdp.layout[0].startswith("S") and mdp.layout[-1].endswith("G")
     assert mdp.start[0] == 1.0
 
@@ -107,3 +101,53 @@ def test_grid_states_accepts_indices_and_pairs() -> None:
     for bad in ([6], [[2, 0]], [[0, -1]], ["a"], [], None, [True]):
         with pytest.raises(QueryError):
             grid_states(bad, (2, 3))
+
+
+def test_layouts_without_start_or_goal_and_size_limits() -> None:
+    # No S: every free cell may start; no G: a continuing task (solved with discount < 1).
+    mdp = build_grid(GridEnv(layout=["..", ".#"]))
+    assert mdp.start.tolist() == [1 / 3, 1 / 3, 1 / 3, 0.0] and not mdp.terminal.any()
+    with pytest.raises(ValidationError, match="either a layout or a size"):
+        GridEnv(layout=["SG"], size=(3, 3))
+    with pytest.raises(ValidationError, match=f"at most {MAX_CELLS} cells"):
+        GridEnv(size=(MAX_SIDE, MAX_SIDE + 1))
+
+
+def test_open_room_of_a_million_cells_builds_sparse() -> None:
+    mdp = build_grid(GridEnv(size=(1000, 1000)))
+    assert mdp.n_states == 10**6 and mdp.transitions.nnz <= 12 * 10**6
+    assert mdp.start[0] == 1.0 and mdp.terminal[-1] and mdp.terminal.sum() == 1
+    np.testing.assert_allclose(mdp.transitions.sum(axis=1), 1.0)
+
+
+def test_teleports_and_bump_rewards() -> None:
+    env = GridEnv(
+        layout=[".....", "....."],
+        slip=0.0,
+        step_reward=0.0,
+        bump_reward=-1.0,
+        teleports=[Teleport(cell=(0, 1), to=(1, 4), reward=10.0)],
+    )
+    mdp = build_grid(env)
+    for a in range(4):
+        assert mdp.P[1, a, 9] == 1.0 and mdp.R[1, a] == 10.0  # any action jumps
+    assert mdp.R[0, LEFT] == -1.0 and mdp.P[0, LEFT, 0] == 1.0  # off the grid: bump, stay
+    assert mdp.R[0, DOWN] == 0.0
+    with pytest.raises(ValidationError, match="off the grid"):
+        GridEnv(layout=["S.G"], teleports=[Teleport(cell=(0, 1), to=(3, 0))])
+    with pytest.raises(ValidationError, match="wall"):
+        GridEnv(layout=["S#G"], teleports=[Teleport(cell=(0, 0), to=(0, 1))])
+
+
+@pytest.mark.parametrize(
+    ("env", "states", "actions", "terminal"),
+    [(TaxiEnv(), 500, 6, 4), (CliffWalkingEnv(), 48, 4, 1), (FrozenLakeEnv(), 16, 4, 5)],
+)
+def test_toy_text_worlds_follow_gymnasium(
+    env: TaxiEnv | CliffWalkingEnv | FrozenLakeEnv, states: int, actions: int, terminal: int
+) -> None:
+    mdp = build_toy_text(env)
+    assert (mdp.n_states, mdp.n_actions, int(mdp.terminal.sum())) == (states, actions, terminal)
+    assert int(np.prod(mdp.shape)) == states and len(mdp.action_names) == actions
+    np.testing.assert_allclose(mdp.transitions.sum(axis=1), 1.0)
+    assert mdp.start.sum() == pytest.approx(1.0)

@@ -14,7 +14,8 @@ from pydantic import ValidationError
 import ml
 from ml.core.hooks import NullHooks, RecordingHooks
 from ml.tabular import dp
-from ml.tabular.gridworld import FrozenLakeEnv, GridEnv
+from ml.tabular.gridworld import GridEnv
+from ml.tabular.toy_text import FrozenLakeEnv
 from ml.tabular.value_iteration import ValueIterationConfig, ValueIterationModel, train
 
 LEFT, DOWN, RIGHT, UP = 0, 1, 2, 3
@@ -152,14 +153,15 @@ def test_model_exposes_its_tables_and_grid() -> None:
     np.testing.assert_allclose(model.Q.max(axis=1), model.V, atol=1e-7)
     assert model.grid_shape == (3, 4) and model.layout == ["...G", ".#.H", "S..."]
     assert model.action_names == ["left", "down", "right", "up"]
-    assert model.terminal[3] and model.terminal[5] and not model.terminal[8]  # G, wall, S
+    assert model.terminal[3] and not model.terminal[8]  # G, S
+    assert model.wall[5] and not model.terminal[5]  # a wall is not a terminal state
     assert model.V[3] == 0.0 and model.V[7] == 0.0  # nothing follows G or H
     assert model.metadata["shapes"] == {"n_states": 12, "n_actions": 4, "grid_shape": [3, 4]}
     assert not hasattr(model, "reward")  # the rewards query is for learned rewards
 
 
 def test_config_validation() -> None:
-    with pytest.raises(ValidationError, match="positive step_reward"):
+    with pytest.raises(ValidationError, match="positive step or bump reward"):
         ValueIterationConfig(env=GridEnv(step_reward=0.1), discount=1.0)
     with pytest.raises(ValidationError):
         ValueIterationConfig(discount=1.5)
