@@ -34,8 +34,10 @@ WANDERING = {
     "total_steps": 300,
     "eval_interval": 10,  # thirty evaluations: the last is rarely the best of them
     "learning_rate_schedule": "constant",
-    "learning_rate_g": 1e-2,
-    "learning_rate_d": 1e-2,
+    # 4e-2: seeds 0-3 were best at steps 80, 20, 60, 10 of 300; at 1e-2 seed 0's best was
+    # the last evaluation or close to it, depending on the library versions installed.
+    "learning_rate_g": 4e-2,
+    "learning_rate_d": 4e-2,
     "r1_weight": 0.0,  # the penalty would steady it
 }
 
