@@ -8,6 +8,7 @@ import sys
 BENCHMARKS = [
     "bench.dp",
     "bench.bench_dqn",
+    "bench.td3_pendulum",
     "bench.dispatch",
     "bench.serving",
     "bench.gan_mixtures",

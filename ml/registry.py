@@ -11,7 +11,7 @@ from typing import Any
 from ml.core.algorithm import Algorithm
 from ml.gan import cgan, dcgan, gan, wgan, wgan_gp
 from ml.irl import maxent_irl
-from ml.rl import dqn
+from ml.rl import ddpg, dqn, fqe, fqi, td3
 from ml.tabular import policy_evaluation, policy_iteration, value_iteration
 
 ALGORITHMS: dict[str, Algorithm[Any]] = {
@@ -23,6 +23,10 @@ ALGORITHMS: dict[str, Algorithm[Any]] = {
         dcgan,
         cgan,
         dqn,
+        td3,
+        ddpg,
+        fqi,
+        fqe,
         value_iteration,
         policy_iteration,
         policy_evaluation,

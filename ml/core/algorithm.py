@@ -96,5 +96,5 @@ class Algorithm(Generic[ConfigT]):
             device=device,
             resume=resume,
             datasets=datasets,
-            **({"models": models} if models is not None else {}),
+            models=models,
         )

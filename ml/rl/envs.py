@@ -3,8 +3,10 @@
 Only classic-control tasks are allowed: they ship with Gymnasium, need no extra packages,
 downloads or rendering, and run fast enough on a CPU. Three have discrete actions (DQN's
 kind) and two continuous, Box actions (DDPG and TD3's kind: a vector of forces or torques
-within bounds). Every algorithm that acts in an environment uses `make_env`, `env_spaces` and
-`evaluate` from here, so two algorithms evaluated with the same seed face the same episodes.
+within bounds). Car on the hill (`ml.rl.car_on_hill`, Ernst et al. 2005's benchmark for
+Fitted Q Iteration) is ours, not Gymnasium's, and also has discrete actions. Every
+algorithm that acts in an environment uses `make_env`, `env_spaces` and `evaluate` from
+here, so two algorithms evaluated with the same seed face the same episodes.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import numpy as np
 
 from ml.core.errors import ConfigError
 from ml.core.training import Interrupt, never
+from ml.rl import car_on_hill  # noqa: F401 (registers CarOnHill-v0 with Gymnasium)
 
-DiscreteEnvId = Literal["CartPole-v1", "Acrobot-v1", "MountainCar-v0"]
+DiscreteEnvId = Literal["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "CarOnHill-v0"]
 ContinuousEnvId = Literal["Pendulum-v1", "MountainCarContinuous-v0"]
 EnvId = DiscreteEnvId | ContinuousEnvId
 DISCRETE_ENV_IDS: tuple[str, ...] = get_args(DiscreteEnvId)

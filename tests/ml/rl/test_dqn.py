@@ -135,7 +135,7 @@ def test_evaluate_policy_plays_the_greedy_policy(small_model: DQNModel) -> None:
 
 # -- shared pieces: environments and the replay buffer -------------------------------------------
 def test_env_spaces_and_factory() -> None:
-    assert DISCRETE_ENV_IDS == ("CartPole-v1", "Acrobot-v1", "MountainCar-v0")
+    assert DISCRETE_ENV_IDS == ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "CarOnHill-v0")
     assert CONTINUOUS_ENV_IDS == ("Pendulum-v1", "MountainCarContinuous-v0")
     assert ENV_IDS == DISCRETE_ENV_IDS + CONTINUOUS_ENV_IDS
     cartpole = env_spaces("CartPole-v1")
