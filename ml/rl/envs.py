@@ -92,7 +92,7 @@ def env_spaces(env_id: str) -> EnvSpaces:
         env.close()
 
 
-def _actions(policy_fn: PolicyFn, obs: np.ndarray, spaces: EnvSpaces) -> np.ndarray:
+def checked_actions(policy_fn: PolicyFn, obs: np.ndarray, spaces: EnvSpaces) -> np.ndarray:
     """The policy's actions for `obs` [n, obs_dim], checked: [n] ints or [n, action_dim]
     floats, clipped to the action box as the environments' own physics does."""
     n = obs.shape[0]
@@ -131,7 +131,7 @@ def evaluate(
         while running.any():
             interrupt()
             active = np.flatnonzero(running)
-            actions = _actions(policy_fn, obs[active], spaces)
+            actions = checked_actions(policy_fn, obs[active], spaces)
             for i, action in zip(active, actions, strict=True):
                 env_action = int(action) if spaces.discrete else action
                 next_obs, reward, terminated, truncated, _ = envs[i].step(env_action)

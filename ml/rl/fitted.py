@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ml.core.cost import CALL_OVERHEAD, OPS_PER_SECOND, Cost, dataset_summary
 from ml.core.health import Suspicion
+from ml.core.hooks import Hooks
 from ml.core.model import TrainedModel
 from ml.core.seeding import Stream, derived_seed
 from ml.core.training import Interrupt, Run, never
@@ -69,6 +70,9 @@ from ml.rl.transitions import (
     from_dataset,
     policy_probabilities,
 )
+
+LOG_INTERVAL = 1  # iterations between metric reports: each is long
+
 
 # -- config pieces -------------------------------------------------------------------------------
 
@@ -465,6 +469,43 @@ def q_function_for(
     regressor: ExtraTrees | RandomForest | GradientBoosting | MLP, n_actions: int
 ) -> QFunction:
     return QFunction(n_actions, one_hot=isinstance(regressor, MLP))
+
+
+def start(
+    config: DataFields,
+    *,
+    seed: int,
+    hooks: Hooks,
+    resume: dict[str, Any] | None,
+    datasets: Mapping[str, Any] | None,
+    models: Mapping[str, Any] | None,
+) -> tuple[Run, QFunction, Transitions]:
+    """What FQI and FQE do first: the run (its checkpoint holds Q_k; a stop may come during
+    collection), restored from `resume`, and the transitions, collected again from the seed
+    or read from the dataset. The health check compares |Q| with the largest reward of the
+    transitions, known once they are."""
+    spaces = env_spaces(config.env_id)
+    q = q_function_for(config.regressor, spaces.n_actions)
+    largest_reward = 1.0
+    run = Run(
+        hooks,
+        config,
+        log_interval=LOG_INTERVAL,
+        # The lambda reads largest_reward when the check runs, after it is set below.
+        suspicions=[fitted_values_explode(lambda: largest_reward, config.discount)],
+    )
+    run.track(q=q)
+    run.start(resume)
+    data = transitions_for(
+        config,
+        seed=seed,
+        spaces=spaces,
+        datasets=datasets,
+        models=models,
+        interrupt=run.interrupt_if_asked,
+    )
+    largest_reward = float(np.abs(data.rewards).max())
+    return run, q, data
 
 
 def nodes_of(q: QFunction) -> int:

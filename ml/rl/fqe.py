@@ -38,7 +38,7 @@ from ml.core.cost import Cost
 from ml.core.hooks import Hooks
 from ml.core.metadata import model_metadata
 from ml.core.seeding import Stream, derived_seed
-from ml.core.training import Interrupt, Run
+from ml.core.training import Interrupt
 from ml.rl import fitted
 from ml.rl.car_on_hill import ENV_ID as CAR_ON_HILL
 from ml.rl.car_on_hill import GRID_STATES
@@ -46,8 +46,6 @@ from ml.rl.envs import env_spaces
 from ml.rl.fitted import DataFields, FittedQModel, QFunction
 from ml.rl.regressors import RegressorCost
 from ml.rl.transitions import ModelPolicy, UniformPolicy, in_slices, policy_probabilities
-
-LOG_INTERVAL = 1  # iterations between metric reports: each is long
 
 
 class EvaluatedModel(ModelPolicy):
@@ -111,26 +109,9 @@ def train(
     policy = policy_probabilities(
         config.policy, models, field="policy.model", spaces=spaces, env_id=env_id
     )
-    q = fitted.q_function_for(config.regressor, spaces.n_actions)
-    largest_reward = 1.0  # max |r| of the transitions, once they are known
-    run = Run(
-        hooks,
-        config,
-        log_interval=LOG_INTERVAL,
-        # The lambda reads largest_reward when the check runs, after it is set below.
-        suspicions=[fitted.fitted_values_explode(lambda: largest_reward, gamma)],
+    run, q, data = fitted.start(
+        config, seed=seed, hooks=hooks, resume=resume, datasets=datasets, models=models
     )
-    run.track(q=q)
-    run.start(resume)
-    data = fitted.transitions_for(
-        config,
-        seed=seed,
-        spaces=spaces,
-        datasets=datasets,
-        models=models,
-        interrupt=run.interrupt_if_asked,
-    )
-    largest_reward = float(np.abs(data.rewards).max())
     # pi(a'|s')[N, A], fixed for the whole run
     next_pi = in_slices(policy, data.next_observations, run.interrupt_if_asked)
 

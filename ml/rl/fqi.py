@@ -34,7 +34,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import numpy as np
 from pydantic import Field
 
 from ml.core.algorithm import Algorithm
@@ -42,13 +41,11 @@ from ml.core.cost import Cost
 from ml.core.hooks import Hooks
 from ml.core.metadata import model_metadata
 from ml.core.seeding import Stream, derived_seed
-from ml.core.training import Interrupt, Run
+from ml.core.training import Interrupt
 from ml.rl import fitted
 from ml.rl.envs import env_spaces, evaluate
 from ml.rl.fitted import DataFields, FittedQModel, QFunction, greedy
 from ml.rl.regressors import RegressorCost
-
-LOG_INTERVAL = 1  # iterations between metric reports: each is long
 
 
 class FQIConfig(DataFields):
@@ -90,26 +87,9 @@ def train(
     the finished models the config references (`behaviour.model`), by reference."""
     env_id, gamma = config.env_id, config.discount
     spaces = env_spaces(env_id)
-    q = fitted.q_function_for(config.regressor, spaces.n_actions)
-    largest_reward = 1.0  # max |r| of the transitions, once they are known
-    run = Run(
-        hooks,
-        config,
-        log_interval=LOG_INTERVAL,
-        # The lambda reads largest_reward when the check runs, after it is set below.
-        suspicions=[fitted.fitted_values_explode(lambda: largest_reward, gamma)],
+    run, q, data = fitted.start(
+        config, seed=seed, hooks=hooks, resume=resume, datasets=datasets, models=models
     )
-    run.track(q=q)
-    run.start(resume)
-    data = fitted.transitions_for(
-        config,
-        seed=seed,
-        spaces=spaces,
-        datasets=datasets,
-        models=models,
-        interrupt=run.interrupt_if_asked,
-    )
-    largest_reward = float(np.abs(data.rewards).max())
     eval_seed = derived_seed(seed, Stream.EVAL)
 
     def evaluation(q: QFunction, interrupt: Interrupt) -> dict[str, float]:

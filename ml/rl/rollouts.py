@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ml.rl.envs import PolicyFn, _actions, env_spaces, make_env
+from ml.rl.envs import PolicyFn, checked_actions, env_spaces, make_env
 from ml.tabular.mdp import TabularMDP
 
 
@@ -36,7 +36,7 @@ def play(policy_fn: PolicyFn, env_id: str, episodes: int, seed: int) -> Rollouts
         running = np.ones(episodes, dtype=bool)
         while running.any():
             active = np.flatnonzero(running)
-            actions = _actions(policy_fn, obs[active], spaces)
+            actions = checked_actions(policy_fn, obs[active], spaces)
             for i, action in zip(active, actions, strict=True):
                 env_action = int(action) if spaces.discrete else action
                 next_obs, reward, terminated, truncated, _ = envs[i].step(env_action)

@@ -199,12 +199,27 @@ def value_iteration(
     # resumed run (which restarts from the last V the callback saw) follows the same path.
     V = V + shift
     V[terminal] = 0.0
+    return _result(P, R, V, discount, terminal, iteration, measure, converged)
+
+
+def _result(
+    P: Dynamics,
+    R: np.ndarray,
+    V: np.ndarray,
+    discount: float,
+    terminal: np.ndarray,
+    iterations: int,
+    measure: float,
+    converged: bool,
+) -> VIResult:
+    """The end of value iteration: Q of the final V, its greedy policy, and the error bound
+    (the last sweep's measure, when the discount gives one)."""
     Q = bellman_optimality_backup(P, R, V, discount, terminal)
     return VIResult(
         V=V,
         Q=Q,
         policy=greedy(Q),
-        iterations=iteration,
+        iterations=iterations,
         delta=measure,
         converged=converged,
         error_bound=measure if discount < 1.0 else float("inf"),
@@ -345,16 +360,7 @@ def _gauss_seidel_vi(
             converged = True
             break
     V = ordered.outward(Vp)
-    Q = bellman_optimality_backup(P, R, V, discount, terminal)
-    return VIResult(
-        V=V,
-        Q=Q,
-        policy=greedy(Q),
-        iterations=iteration,
-        delta=measure,
-        converged=converged,
-        error_bound=measure if discount < 1.0 else float("inf"),
-    )
+    return _result(P, R, V, discount, terminal, iteration, measure, converged)
 
 
 def policy_matrix(policy: np.ndarray, n_actions: int) -> np.ndarray:
