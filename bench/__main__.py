@@ -7,7 +7,7 @@ import sys
 
 BENCHMARKS = [
     "bench.dp",
-    "bench.bench_dqn",
+    "bench.dqn_cartpole",
     "bench.td3_pendulum",
     "bench.dispatch",
     "bench.serving",

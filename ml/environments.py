@@ -17,6 +17,8 @@ from pydantic import ValidationError
 
 from ml.registry import ALGORITHMS
 from ml.rl.envs import ENV_IDS, env_spaces
+from ml.rl.pixels import PIXEL_ENV_IDS
+from ml.rl.vector import spaces_of
 from ml.tabular.toy_text import CliffWalkingEnv, FrozenLakeEnv, TaxiEnv, build_toy_text
 from ml.tabular.worlds import GridEnv, build_mdp
 
@@ -105,9 +107,26 @@ def _world(kind: str) -> Environment:
     )
 
 
+def _pixels(env_id: str) -> Environment:
+    spaces = spaces_of(env_id)
+    return Environment(
+        name=env_id,
+        family="gymnasium",
+        description=f"{env_id}: a small grid world seen as an image (`ml.rl.pixels`), for "
+        "conv Q-networks.",
+        observation={"type": "box", "shape": list(spaces.observation_shape)},
+        action={"type": "discrete", "n": spaces.n_actions},
+        example={"env": env_id, "network": "conv"},
+        algorithms=accepting(env_id),
+        max_episode_steps=spaces.max_episode_steps,
+    )
+
+
 @functools.cache
 def catalog() -> tuple[Environment, ...]:
     """Every environment, Gymnasium ids first; computed once."""
     return tuple(
-        [_gymnasium(env_id) for env_id in ENV_IDS] + [_world(kind) for kind in WORLD_DESCRIPTIONS]
+        [_gymnasium(env_id) for env_id in ENV_IDS]
+        + [_pixels(env_id) for env_id in PIXEL_ENV_IDS]
+        + [_world(kind) for kind in WORLD_DESCRIPTIONS]
     )

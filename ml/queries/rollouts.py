@@ -54,7 +54,9 @@ class RolloutsResponse(BaseModel):
         None, description="Undiscounted return of each episode (Gymnasium environments)."
     )
     observations: list[list[float]] | None = Field(
-        None, description="s_t of every step, episodes back to back (Gymnasium)."
+        None,
+        description="s_t of every step, episodes back to back (Gymnasium; images flattened "
+        "row-major from [C, H, W]).",
     )
     states: list[int] | None = Field(None, description="s_t of every step (tabular).")
     actions: list[int] | list[list[float]] = Field(description="a_t of every step.")
@@ -103,7 +105,9 @@ def rollouts(model: Any, request: RolloutsRequest) -> RolloutsResponse:
     }
     for name in ("observations", "states", "rewards"):
         if name in arrays:
-            answer[name] = arrays[name].tolist()
+            values = arrays[name]
+            flat = values.reshape(len(values), -1) if name == "observations" else values
+            answer[name] = flat.tolist()
     return RolloutsResponse(**answer)
 
 

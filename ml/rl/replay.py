@@ -11,10 +11,17 @@ Actions are either discrete (an int64 per transition, DQN) or continuous (a floa
 
 Only `terminated` is stored, never `truncated`: a time-limit cut is not a terminal state, so
 the learner must still bootstrap from s' (Pardo et al. 2018, "Time Limits in RL").
+
+A transition may also span several steps: `NStepWriter` folds n consecutive steps of one
+environment into (s_t, a_t, R_t^(n), s_{t+n}), and the buffer keeps each row's `horizon`,
+the number of steps between s and s' (1 for an ordinary transition), so the learner
+discounts its bootstrap by gamma^horizon. Observations are stored flat; a learner with
+image observations reshapes them.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +40,8 @@ class Batch:
     rewards: torch.Tensor  # [B] float32
     next_observations: torch.Tensor  # [B, obs_dim] float32
     terminated: torch.Tensor  # [B] float32, 1.0 where s' is terminal
+    # [B] float32, steps between s and s' (n-step transitions); None means 1 everywhere.
+    horizons: torch.Tensor | None = None
 
 
 class ReplayBuffer:
@@ -53,6 +62,7 @@ class ReplayBuffer:
             self.actions = torch.zeros(capacity, action_dim, dtype=torch.float32)  # [i, d]
         self.rewards = torch.zeros(capacity, dtype=torch.float32)
         self.terminated = torch.zeros(capacity, dtype=torch.float32)
+        self.horizons = torch.ones(capacity, dtype=torch.float32)  # steps from s to s'
         self.pos = 0  # next row to write
         self.size = 0  # rows holding a transition
         self._bind_views()
@@ -69,6 +79,7 @@ class ReplayBuffer:
         self._actions = self.actions.numpy()
         self._rewards = self.rewards.numpy()
         self._terminated = self.terminated.numpy()
+        self._horizons = self.horizons.numpy()
 
     def __len__(self) -> int:
         return self.size
@@ -80,16 +91,20 @@ class ReplayBuffer:
         reward: float,
         next_observation: np.ndarray,
         terminated: bool,
-    ) -> None:
-        """Store one transition, overwriting the oldest once the buffer is full."""
+        horizon: int = 1,
+    ) -> int:
+        """Store one transition (spanning `horizon` steps), overwriting the oldest once the
+        buffer is full; returns its row."""
         i = self.pos
         self._obs[i] = observation
         self._next_obs[i] = next_observation
         self._actions[i] = action
         self._rewards[i] = reward
         self._terminated[i] = float(terminated)
+        self._horizons[i] = horizon
         self.pos = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
+        return i
 
     def sample(
         self, batch_size: int, rng: np.random.Generator, device: torch.device | str = "cpu"
@@ -97,13 +112,18 @@ class ReplayBuffer:
         """`batch_size` transitions drawn uniformly with replacement, moved to `device`."""
         if self.size == 0:
             raise ValueError("cannot sample from an empty replay buffer")
-        idx = torch.from_numpy(rng.integers(0, self.size, size=batch_size))
+        return self.gather(rng.integers(0, self.size, size=batch_size), device)
+
+    def gather(self, rows: np.ndarray, device: torch.device | str = "cpu") -> Batch:
+        """The transitions at `rows` [B] (int64), moved to `device`."""
+        idx = torch.from_numpy(rows)
         return Batch(
             observations=self.observations[idx].to(device),
             actions=self.actions[idx].to(device),
             rewards=self.rewards[idx].to(device),
             next_observations=self.next_observations[idx].to(device),
             terminated=self.terminated[idx].to(device),
+            horizons=self.horizons[idx].to(device),
         )
 
     # -- checkpointing -------------------------------------------------------------------------
@@ -121,6 +141,7 @@ class ReplayBuffer:
             "actions": self.actions[:n].clone(),
             "rewards": self.rewards[:n].clone(),
             "terminated": self.terminated[:n].clone(),
+            "horizons": self.horizons[:n].clone(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -139,5 +160,77 @@ class ReplayBuffer:
         self.actions[:n] = state["actions"].cpu()
         self.rewards[:n] = state["rewards"].cpu()
         self.terminated[:n] = state["terminated"].cpu()
+        if "horizons" in state:  # checkpoints from before n-step returns hold 1-step rows
+            self.horizons[:n] = state["horizons"].cpu()
+        else:
+            self.horizons.fill_(1.0)
         self.size = n
         self.pos = int(state["pos"])
+
+
+# -- n-step returns ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Transition:
+    """One (possibly n-step) transition, as `ReplayBuffer.add` takes it."""
+
+    observation: np.ndarray  # s_t
+    action: int | np.ndarray  # a_t
+    reward: float  # R_t^(h) = sum_{k<h} gamma^k r_{t+k}
+    next_observation: np.ndarray  # s_{t+h}, the real one even at a time-limit cut
+    terminated: bool  # s_{t+h} is terminal: no bootstrap
+    horizon: int  # h: the bootstrap is discounted by gamma^h
+
+
+class NStepWriter:
+    """Folds one environment's steps into n-step transitions (Sutton 1988, "Learning to
+    Predict by the Methods of Temporal Differences"; as in Rainbow, Hessel et al. 2018):
+
+        R_t^(n) = sum_{k=0}^{n-1} gamma^k r_{t+k},   y_t = R_t^(n) + gamma^n max_a Q(s_{t+n}, a)
+
+    A transition is written once its n steps are known. An episode's end cuts every pending
+    one short: each gets the rewards up to the end and s' = the episode's last real next
+    observation, with `horizon` the steps it spans; `terminated` means no bootstrap at all,
+    a time-limit truncation still bootstraps from that s' with gamma^horizon (Pardo et al.
+    2018). With n = 1 every step is written as it comes.
+    """
+
+    def __init__(self, n: int, gamma: float) -> None:
+        if n < 1:
+            raise ValueError("n must be at least 1")
+        self.n = n
+        self.gamma = gamma
+        self._pending: deque[tuple[np.ndarray, int | np.ndarray, float]] = deque()
+
+    def _written(self, start: int, next_observation: np.ndarray, terminated: bool) -> Transition:
+        """The transition from pending step `start` to `next_observation`."""
+        observation, action, _ = self._pending[start]
+        rewards = [r for _, _, r in list(self._pending)[start:]]
+        ret = sum(self.gamma**k * r for k, r in enumerate(rewards))
+        return Transition(observation, action, ret, next_observation, terminated, len(rewards))
+
+    def push(
+        self,
+        observation: np.ndarray,
+        action: int | np.ndarray,
+        reward: float,
+        next_observation: np.ndarray,
+        terminated: bool,
+        truncated: bool,
+    ) -> list[Transition]:
+        """Add one step; returns the transitions it completes, oldest first."""
+        self._pending.append((observation, action, float(reward)))
+        if terminated or truncated:
+            out = [
+                self._written(i, next_observation, terminated) for i in range(len(self._pending))
+            ]
+            self._pending.clear()
+            return out
+        if len(self._pending) == self.n:
+            out = [self._written(0, next_observation, False)]
+            self._pending.popleft()
+            return out
+        return []
+
+    def reset(self) -> None:
+        """Drop the pending steps (the environment restarts without ending its episode)."""
+        self._pending.clear()

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ml.rl.envs import PolicyFn, checked_actions, env_spaces, make_env
+from ml.rl import vector
+from ml.rl.envs import EnvSpaces, PolicyFn, checked_actions, env_spaces
+from ml.rl.pixels import PIXEL_ENV_IDS
 from ml.tabular.mdp import TabularMDP
 
 
@@ -26,9 +28,10 @@ class Rollouts:
 
 def play(policy_fn: PolicyFn, env_id: str, episodes: int, seed: int) -> Rollouts:
     """`episodes` episodes of `policy_fn` in a Gymnasium environment, to their end or the
-    environment's time limit; every step's observation s_t, action a_t and reward r_t."""
-    spaces = env_spaces(env_id)
-    envs = [make_env(env_id) for _ in range(episodes)]
+    environment's time limit; every step's observation s_t (an image stays [C, H, W]),
+    action a_t and reward r_t."""
+    spaces = _spaces(env_id)
+    envs = [vector.make_env(env_id) for _ in range(episodes)]
     steps: list[list[tuple[np.ndarray, np.ndarray, float]]] = [[] for _ in range(episodes)]
     try:
         obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
@@ -56,6 +59,22 @@ def play(policy_fn: PolicyFn, env_id: str, episodes: int, seed: int) -> Rollouts
     }
     returns = [float(sum(r for _, _, r in episode)) for episode in steps]
     return Rollouts(arrays=arrays, returns=returns)
+
+
+def _spaces(env_id: str) -> EnvSpaces:
+    """The spaces of a classic-control id, or of a pixel world (its images count flat)."""
+    if env_id not in PIXEL_ENV_IDS:
+        return env_spaces(env_id)
+    pixels = vector.spaces_of(env_id)
+    return EnvSpaces(
+        observation_dim=pixels.observation_dim,
+        discrete=True,
+        n_actions=pixels.n_actions,
+        action_dim=0,
+        action_low=(),
+        action_high=(),
+        max_episode_steps=pixels.max_episode_steps,
+    )
 
 
 def play_tabular(

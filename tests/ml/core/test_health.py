@@ -77,8 +77,8 @@ def test_gan_warns_when_the_discriminator_wins(monkeypatch: pytest.MonkeyPatch) 
 def test_dqn_warns_when_q_values_explode(monkeypatch: pytest.MonkeyPatch) -> None:
     make = dqn.make_q_network
 
-    def inflated(config: dqn.DQNConfig, observation_dim: int, n_actions: int) -> dqn.QNetwork:
-        net = make(config, observation_dim, n_actions)
+    def inflated(config: dqn.DQNConfig, *args: Any) -> Any:
+        net: Any = make(config, *args)  # an MLP QNetwork here
         last = net.body[-1]
         assert isinstance(last, nn.Linear)
         with torch.no_grad():  # outputs around 1e4, far above CartPole's 1 / (1 - 0.99)
