@@ -86,13 +86,13 @@ from ml.core.cost import CALL_OVERHEAD, FORWARD, TRAIN, UPDATE_OVERHEAD, Cost, m
 from ml.core.health import Suspicion
 from ml.core.hooks import Hooks
 from ml.core.metadata import model_metadata
-from ml.core.model import TrainedModel
 from ml.core.nets import Activation, activation, mlp, polyak_update
 from ml.core.optim import adam
 from ml.core.schedules import linear
 from ml.core.seeding import Stream, derived_seed, numpy_rng, resolve_device, seeded_torch
 from ml.core.training import Interrupt, KeepBest, Run, never
 from ml.rl import health
+from ml.rl.models import DiscreteActionModel
 from ml.rl.prioritized import PrioritizedReplayBuffer
 from ml.rl.replay import Batch, NStepWriter, ReplayBuffer
 from ml.rl.vector import DiscreteSpaces, DQNEnvId, VectorEnv, VectorStep, evaluate, spaces_of
@@ -789,7 +789,7 @@ def train(
 
 
 # -- model -------------------------------------------------------------------------------------
-class DQNModel(TrainedModel):
+class DQNModel(DiscreteActionModel):
     """A trained Q-network: Q-values of observations, and its greedy policy's returns."""
 
     kind: ClassVar[str] = "dqn"
@@ -798,18 +798,6 @@ class DQNModel(TrainedModel):
     def __init__(self, metadata: dict[str, Any], q_network: nn.Module) -> None:
         super().__init__(metadata)
         self.q_network = q_network
-
-    @property
-    def observation_dim(self) -> int:
-        return int(self.metadata["shapes"]["observation_dim"])
-
-    @property
-    def n_actions(self) -> int:
-        return int(self.metadata["shapes"]["n_actions"])
-
-    @property
-    def env_id(self) -> str:
-        return str(self.metadata["shapes"]["env_id"])
 
     def state(self) -> dict[str, Any]:
         return {"q_net": self.q_network.state_dict()}

@@ -39,7 +39,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from ml.core.cost import CALL_OVERHEAD, OPS_PER_SECOND, Cost, dataset_summary
 from ml.core.health import Suspicion
 from ml.core.hooks import Hooks
-from ml.core.model import TrainedModel
 from ml.core.seeding import Stream, derived_seed
 from ml.core.training import Interrupt, Run, never
 from ml.data import UploadedDataset, resolve
@@ -47,6 +46,7 @@ from ml.rl import health
 from ml.rl.car_on_hill import ENV_ID as CAR_ON_HILL
 from ml.rl.car_on_hill import GRID_STATES, score_on_grid
 from ml.rl.envs import DiscreteEnvId, EnvSpaces, env_spaces, evaluate, make_env
+from ml.rl.models import DiscreteActionModel
 from ml.rl.regressors import (
     MLP,
     PREDICT_PAIRS,
@@ -418,7 +418,7 @@ def fitting_cost(
 # -- the model -----------------------------------------------------------------------------------
 
 
-class FittedQModel(TrainedModel):
+class FittedQModel(DiscreteActionModel):
     """A fitted Q-function over an environment's observations and discrete actions; the
     base of the `fqi` and `fqe` kinds (not a kind itself)."""
 
@@ -427,18 +427,6 @@ class FittedQModel(TrainedModel):
     def __init__(self, metadata: dict[str, Any], q: QFunction) -> None:
         super().__init__(metadata)
         self.q = q
-
-    @property
-    def observation_dim(self) -> int:
-        return int(self.metadata["shapes"]["observation_dim"])
-
-    @property
-    def n_actions(self) -> int:
-        return int(self.metadata["shapes"]["n_actions"])
-
-    @property
-    def env_id(self) -> str:
-        return str(self.metadata["shapes"]["env_id"])
 
     def q_function(self, observations: np.ndarray) -> np.ndarray:
         """Q(s, a) [B, n_actions] for observations [B, observation_dim] (float32)."""

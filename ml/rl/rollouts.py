@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ml.rl import vector
-from ml.rl.envs import EnvSpaces, PolicyFn, checked_actions, env_spaces
+from ml.rl.envs import EnvSpaces, PolicyFn, checked_actions, env_spaces, make_env
 from ml.rl.pixels import PIXEL_ENV_IDS
 from ml.tabular.mdp import TabularMDP
 
@@ -31,7 +31,8 @@ def play(policy_fn: PolicyFn, env_id: str, episodes: int, seed: int) -> Rollouts
     environment's time limit; every step's observation s_t (an image stays [C, H, W]),
     action a_t and reward r_t."""
     spaces = _spaces(env_id)
-    envs = [vector.make_env(env_id) for _ in range(episodes)]
+    make = vector.make_env if env_id in PIXEL_ENV_IDS else make_env
+    envs = [make(env_id) for _ in range(episodes)]
     steps: list[list[tuple[np.ndarray, np.ndarray, float]]] = [[] for _ in range(episodes)]
     try:
         obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])

@@ -66,7 +66,6 @@ from ml.core.errors import QueryError
 from ml.core.health import Suspicion
 from ml.core.hooks import Hooks
 from ml.core.metadata import model_metadata
-from ml.core.model import TrainedModel
 from ml.core.nets import Activation, mlp, polyak_update
 from ml.core.optim import adam
 from ml.core.seeding import (
@@ -80,6 +79,7 @@ from ml.core.seeding import (
 from ml.core.training import Interrupt, KeepBest, Run, never
 from ml.rl import health
 from ml.rl.envs import ContinuousEnvId, EnvSpaces, env_spaces, evaluate, make_env
+from ml.rl.models import EnvironmentModel
 from ml.rl.replay import Batch, ReplayBuffer
 
 LOG_INTERVAL = 250  # environment steps between progress reports and training metrics
@@ -559,7 +559,7 @@ def train_actor_critic(
 
 
 # -- model -------------------------------------------------------------------------------------
-class TD3Model(TrainedModel):
+class TD3Model(EnvironmentModel):
     """A trained actor and its critics: actions of observations, critic values of
     observation-action pairs, and the deterministic policy's returns."""
 
@@ -575,16 +575,8 @@ class TD3Model(TrainedModel):
         self.scale = ActionScale(self.shapes["action_low"], self.shapes["action_high"])
 
     @property
-    def observation_dim(self) -> int:
-        return int(self.metadata["shapes"]["observation_dim"])
-
-    @property
     def action_dim(self) -> int:
         return int(self.metadata["shapes"]["action_dim"])
-
-    @property
-    def env_id(self) -> str:
-        return str(self.metadata["shapes"]["env_id"])
 
     def state(self) -> dict[str, Any]:
         return {"actor": self.actor.state_dict(), "critics": self.critics.state_dict()}
