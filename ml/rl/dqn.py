@@ -534,53 +534,6 @@ def q_values_explode(buffer: ReplayBuffer, gamma: float, spaces: HasTimeLimit) -
     )
 
 
-class ReturnRange:
-    """The first and the best greedy evaluation of a run, checkpointed with it."""
-
-    def __init__(self) -> None:
-        self.first: float | None = None
-        self.best: float | None = None
-
-    def offer(self, value: float) -> None:
-        self.first = value if self.first is None else self.first
-        self.best = value if self.best is None else max(self.best, value)
-
-    def collapsed(self, value: float, kept: float) -> bool:
-        """True when `value` has lost more than 1 - `kept` of the progress from the first
-        evaluation to the best; never before any progress."""
-        if self.first is None or self.best is None or self.best <= self.first:
-            return False
-        return value < self.first + kept * (self.best - self.first)
-
-    def state_dict(self) -> dict[str, float | None]:
-        return {"first": self.first, "best": self.best}
-
-    def load_state_dict(self, state: Mapping[str, float | None]) -> None:
-        self.first, self.best = state["first"], state["best"]
-
-
-# Share of the progress (first evaluation to best) an evaluation may lose before it counts.
-RETURNS_KEPT = 0.5
-
-
-def returns_collapse(returns: ReturnRange, patience: int = 3) -> Suspicion:
-    """Warn when `patience` greedy evaluations in a row have lost more than half of what the
-    run had gained from its first evaluation to its best (CartPole: from about 10 to 500,
-    three evaluations below 255). One low evaluation is common (the greedy return swings
-    between evaluations); a run that stays low has forgotten what it knew, which DQN does
-    when its buffer fills with good episodes only, or when its targets diverge."""
-    return Suspicion(
-        code="returns_collapse",
-        message="the greedy return has stayed far below the best this run reached: the "
-        "Q-network has forgotten its policy; the model holds the best-evaluated network "
-        "(keep_best); try a smaller learning_rate, a larger buffer_size, a slower target, "
-        "or target_return to stop once the task is solved",
-        metric="eval/return",
-        test=lambda value: returns.collapsed(value, RETURNS_KEPT),
-        patience=patience,
-    )
-
-
 def make_buffer(config: DQNConfig, spaces: DiscreteSpaces) -> ReplayBuffer:
     if not config.prioritized_replay:
         return ReplayBuffer(config.buffer_size, spaces.observation_dim)
@@ -687,9 +640,17 @@ def train(
     buffer = make_buffer(config, spaces)
     rng = numpy_rng(seed)  # exploration and minibatches
     evaluations = KeepBest()
-    returns = ReturnRange()
+    returns = health.ReturnRange()
 
-    suspicions = [q_values_explode(buffer, config.gamma, spaces), returns_collapse(returns)]
+    suspicions = [
+        q_values_explode(buffer, config.gamma, spaces),
+        health.returns_collapse(
+            returns,
+            remedy="the Q-network has forgotten its policy; the model holds the best-evaluated "
+            "network (keep_best); try a smaller learning_rate, a larger buffer_size, a slower "
+            "target, or target_return to stop once the task is solved",
+        ),
+    ]
     run = Run(
         hooks, config, log_interval=LOG_INTERVAL, suspicions=suspicions, stop_on=config.stop_on
     )
@@ -768,15 +729,8 @@ def train(
 
     if config.keep_best:
         evaluations.restore(q_network)
-    reason = run.ended_early
-    if reason is not None:
-        hooks.on_warning(
-            run.step,
-            "stopped_early",
-            f"training stopped at step {run.step} of {config.total_steps} on {reason.code}, "
-            "as the config's stop_on asks; the model holds the network of step "
-            f"{evaluations.step if config.keep_best else run.step}",
-        )
+    kept_step = evaluations.step if config.keep_best else run.step
+    health.warn_if_ended_early(run, hooks, config.total_steps, kept_step, "network")
     metadata = model_metadata(
         kind=DQNModel.kind,
         algorithm="dqn",

@@ -53,7 +53,7 @@ import copy
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -184,6 +184,13 @@ class TD3Config(BaseModel):
         le=1e6,
         description="Stop as soon as the mean greedy evaluation return reaches this; "
         "null trains for total_steps.",
+    )
+    stop_on: list[Literal["q_values_explode", "returns_collapse"]] = Field(
+        default_factory=list,
+        max_length=2,
+        description="Health warnings that end training early instead of only being reported "
+        "(q_values_explode, returns_collapse; see the job's warnings); the model then holds "
+        "the best-evaluated actor (with keep_best).",
     )
     checkpoint_interval: int = Field(
         10_000, ge=1, le=2_000_000, description="Environment steps between checkpoints."
@@ -461,8 +468,19 @@ def train_actor_critic(
     evaluations = KeepBest()
     best = nn.ModuleDict({"actor": actor, "critics": critics})  # what KeepBest keeps
 
-    explode = critic_values_explode(buffer, config.gamma, spaces)
-    run = Run(hooks, config, log_interval=LOG_INTERVAL, suspicions=[explode])
+    returns = health.ReturnRange()  # first and best evaluations, for returns_collapse
+    suspicions = [
+        critic_values_explode(buffer, config.gamma, spaces),
+        health.returns_collapse(
+            returns,
+            remedy="the actor has forgotten its policy; the model holds the best-evaluated "
+            "actor (keep_best); try smaller learning rates, a larger buffer_size, or "
+            "target_return to stop once the task is solved",
+        ),
+    ]
+    run = Run(
+        hooks, config, log_interval=LOG_INTERVAL, suspicions=suspicions, stop_on=config.stop_on
+    )
     run.track(
         actor=actor,
         actor_target=learner.actor_target,
@@ -477,13 +495,17 @@ def train_actor_critic(
     )
     run.values["episodes"] = 0
     run.values["updates"] = 0  # critic updates so far: every policy_delay-th moves the actor
+    run.values["returns"] = returns.state_dict()
     run.start(resume)
+    returns.load_state_dict(run.values["returns"])
 
     def evaluation() -> float:
         """Greedy evaluation of this step's actor, offered to `evaluations`."""
         eval_seed = derived_seed(seed, Stream.EVAL)
         mean = greedy_return(actor, config, scale, eval_seed, run.interrupt_if_asked)
         evaluations.offer(run.step, mean, best)
+        returns.offer(mean)
+        run.values["returns"] = returns.state_dict()
         run.report({"eval/return": mean})
         return mean
 
@@ -526,6 +548,8 @@ def train_actor_critic(
             if config.target_return is not None and mean >= config.target_return:
                 break
         run.end_step()
+        if run.ended_early is not None:  # a health warning the config's stop_on names
+            break
     env.close()
     if evaluations.last_step != run.step:  # resumed from a stop inside the last step
         evaluation()
@@ -533,6 +557,9 @@ def train_actor_critic(
 
     if config.keep_best:
         evaluations.restore(best)
+    kept_step = evaluations.step if config.keep_best else run.step
+    health.warn_if_ended_early(run, hooks, config.total_steps, kept_step, "actor")
+    reason = run.ended_early
     metadata = model_metadata(
         kind=model_class.kind,
         algorithm=model_class.kind,
@@ -553,6 +580,11 @@ def train_actor_critic(
             "eval_episodes": config.eval_episodes,
             "returned": "best" if config.keep_best else "final",
             "stopped_early": run.step < config.total_steps,
+            **(
+                {"ended_on": {"step": reason.step, "code": reason.code}}
+                if reason is not None
+                else {}
+            ),
         },
     )
     return model_class(metadata, actor.cpu().eval(), critics.cpu().eval())

@@ -25,12 +25,11 @@ from ml.rl.dqn import (
     DQNConfig,
     DQNModel,
     QNetwork,
-    ReturnRange,
     epsilon_at,
-    returns_collapse,
     train,
 )
 from ml.rl.envs import CONTINUOUS_ENV_IDS, DISCRETE_ENV_IDS, ENV_IDS, env_spaces, evaluate, make_env
+from ml.rl.health import ReturnRange, returns_collapse
 from ml.rl.replay import ReplayBuffer
 from tests.tiny_configs import TINY_CONFIGS
 
@@ -158,7 +157,8 @@ def test_config_rejects_what_cannot_work() -> None:
 def test_returns_collapse_needs_three_evaluations_far_below_the_best() -> None:
     returns = ReturnRange()
     hooks = RecordingHooks()
-    check = HealthCheck(hooks, [returns_collapse(returns)], stop_on=["returns_collapse"])
+    suspicion = returns_collapse(returns, remedy="retrain")
+    check = HealthCheck(hooks, [suspicion], stop_on=["returns_collapse"])
     # CartPole-like: from 20 up to 500, then down; below 260 (half the progress) counts.
     for step, value in enumerate([20.0, 300.0, 500.0, 200.0, 480.0, 250.0, 100.0, 30.0, 40.0]):
         returns.offer(value)
@@ -176,10 +176,10 @@ def test_returns_collapse_needs_three_evaluations_far_below_the_best() -> None:
 
 
 def test_stop_on_ends_the_run_with_the_best_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    def always(returns: ReturnRange, patience: int = 3) -> Suspicion:
+    def always(returns: ReturnRange, **_: Any) -> Suspicion:
         return Suspicion("returns_collapse", "test", "eval/return", lambda v: True, patience=1)
 
-    monkeypatch.setattr(ml.rl.dqn, "returns_collapse", always)
+    monkeypatch.setattr(ml.rl.health, "returns_collapse", always)
     hooks = RecordingHooks()
     model = train(tiny(stop_on=["returns_collapse"]), seed=0, hooks=hooks)
     codes = [code for _, code, _ in hooks.warnings]

@@ -19,11 +19,12 @@ from pydantic import ValidationError
 
 from ml.core.algorithm import Algorithm
 from ml.core.errors import QueryError
+from ml.core.health import Suspicion
 from ml.core.hooks import NullHooks, RecordingHooks
 from ml.core.optim import adam
 from ml.core.seeding import seeded_torch
 from ml.queries import get_query, queries_for
-from ml.rl import ddpg, td3
+from ml.rl import ddpg, health, td3
 from ml.rl.ddpg import DDPGConfig, DDPGModel
 from ml.rl.envs import env_spaces
 from ml.rl.replay import Batch, ReplayBuffer
@@ -241,7 +242,11 @@ def test_loop_checkpoints_counts_updates_and_reports() -> None:
     # Random actions before learning_starts, stored in the learner's [-1, 1].
     assert first["buffer"]["actions"].abs().max() <= 1.0
     assert first["buffer"]["actions"].std() > 0.4
-    assert first["values"] == {"episodes": 1, "updates": 100}
+    assert first["values"] == {
+        "episodes": 1,
+        "updates": 100,
+        "returns": {"first": None, "best": None},  # no evaluation yet
+    }
     assert "noise" in first and "critics_target" in first
     assert model.metadata["summary"]["updates"] == 500
     assert model.shapes == {
@@ -400,3 +405,21 @@ def test_cost_estimate_is_in_the_ballpark_of_real_networks() -> None:
     assert single.total < base.total and 0 < base.per_step < base.total
     # DDPG moves the actor after every critic update, TD3 after every other one.
     assert td3.cost(DDPGConfig()).total > single.total
+
+
+def test_stop_on_ends_the_run_on_collapsing_returns(monkeypatch: pytest.MonkeyPatch) -> None:
+    def always(returns: Any, **_: Any) -> Suspicion:
+        return Suspicion("returns_collapse", "test", "eval/return", lambda v: True, patience=1)
+
+    monkeypatch.setattr(health, "returns_collapse", always)
+    config = tiny(stop_on=["returns_collapse"])
+    hooks = RecordingHooks()
+    model = td3.train(config, seed=0, hooks=hooks)
+    assert [code for _, code, _ in hooks.warnings] == ["returns_collapse", "stopped_early"]
+    summary = model.metadata["summary"]
+    assert summary["steps"] == 300 and summary["ended_on"] == {
+        "step": 300,
+        "code": "returns_collapse",
+    }
+    with pytest.raises(ValidationError):
+        TD3Config(stop_on=["mode_collapse"])
