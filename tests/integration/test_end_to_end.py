@@ -30,7 +30,7 @@ def test_algorithms_are_discoverable(stack: Stack) -> None:
         assert schema["type"] == "object" and schema.get("additionalProperties") is False
         assert algorithm["queries"] and algorithm["queue"] in ("gpu", "cpu")
     dqn = stack.client.get("/v1/algorithms/dqn").json()
-    assert set(dqn["queries"]) == {"q-values", "actions", "evaluate"}
+    assert set(dqn["queries"]) == {"q-values", "actions", "evaluate", "rollouts"}
 
 
 def test_gan_samples(stack: Stack) -> None:

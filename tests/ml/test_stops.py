@@ -103,8 +103,11 @@ def test_dqn_stops_inside_a_round_of_gradient_steps(monkeypatch: pytest.MonkeyPa
     hooks = Switch()
     # learning_starts 100 and train_frequency 50: the first round is at step 150.
     updates = stop_during_call(monkeypatch, hooks, dqn, "td_update", 10)
+    # One environment and one-step returns: every step's transition is in the buffer at once
+    # (n-step returns hold the last n - 1 of each environment back until they are summed).
+    one_by_one = {"n_envs": 1, "n_step": 1}
     with pytest.raises(TrainingStopped) as stopped:
-        run("dqn", hooks, gradient_steps=5_000)
+        run("dqn", hooks, gradient_steps=5_000, **one_by_one)
     assert updates[0] == 10  # not the 5,000 of the round
     assert stopped.value.step == 150
     [checkpoint] = hooks.checkpoints
@@ -113,7 +116,7 @@ def test_dqn_stops_inside_a_round_of_gradient_steps(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.undo()
     resumed_hooks = RecordingHooks()
-    model = run("dqn", resumed_hooks, weights_only_trip(checkpoint), gradient_steps=5)
+    model = run("dqn", resumed_hooks, weights_only_trip(checkpoint), gradient_steps=5, **one_by_one)
     assert resumed_hooks.progress[0][0] == 150 and model.metadata["summary"]["steps"] == 600
 
 
