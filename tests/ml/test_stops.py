@@ -105,7 +105,7 @@ def test_dqn_stops_inside_a_round_of_gradient_steps(monkeypatch: pytest.MonkeyPa
     updates = stop_during_call(monkeypatch, hooks, dqn, "td_update", 10)
     # One environment and one-step returns: every step's transition is in the buffer at once
     # (n-step returns hold the last n - 1 of each environment back until they are summed).
-    one_by_one = {"n_envs": 1, "n_step": 1}
+    one_by_one: dict[str, Any] = {"n_envs": 1, "n_step": 1}
     with pytest.raises(TrainingStopped) as stopped:
         run("dqn", hooks, gradient_steps=5_000, **one_by_one)
     assert updates[0] == 10  # not the 5,000 of the round
