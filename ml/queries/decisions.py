@@ -44,6 +44,8 @@ class Tabular(Protocol):
     action_names: list[str]
     terminal: list[bool]
     wall: list[bool]
+    terminal_mask: np.ndarray  # terminal[s], as an array: no list of 10^6 per query
+    wall_mask: np.ndarray  # wall[s]
 
 
 class RewardTable(Protocol):
@@ -285,12 +287,11 @@ def values(model: Tabular, request: ValuesRequest) -> ValuesResponse:
     common = {"action_names": list(model.action_names), "shape": shape}
     if request.states is not None:
         index = grid_states(request.states, model.grid_shape)
-        terminal, wall = np.asarray(model.terminal), np.asarray(model.wall)
         return ValuesResponse(
             values=model.V[index].tolist(),
             policy=model.policy[index].tolist(),
-            terminal=terminal[index].tolist(),
-            wall=wall[index].tolist(),
+            terminal=model.terminal_mask[index].tolist(),
+            wall=model.wall_mask[index].tolist(),
             states=index.tolist(),
             **common,
         )

@@ -122,11 +122,14 @@ class GridEnv(BaseModel):
                     f"got {rows}x{cols}"
                 )
         rows, cols = self.shape
-        cells = self.cells()
+        cells = (
+            self.cells() if self.teleports else None
+        )  # a 10^6-cell room is not built for nothing
         for i, jump in enumerate(self.teleports):
             for name, (r, c) in (("cell", jump.cell), ("to", jump.to)):
                 if not (0 <= r < rows and 0 <= c < cols):
                     raise ValueError(f"teleports[{i}].{name} [{r}, {c}] is off the grid")
+                assert cells is not None
                 if cells[r, c] in "#GH":
                     kind = CELLS[str(cells[r, c])]
                     raise ValueError(f"teleports[{i}].{name} [{r}, {c}] is a {kind} cell")
