@@ -19,7 +19,8 @@ from ml.registry import ALGORITHMS
 from ml.rl.envs import ENV_IDS, env_spaces
 from ml.rl.pixels import PIXEL_ENV_IDS
 from ml.rl.vector import spaces_of
-from ml.tabular.toy_text import CliffWalkingEnv, FrozenLakeEnv, TaxiEnv, build_toy_text
+from ml.tabular.objectworld import BinaryWorldEnv, ObjectWorldEnv
+from ml.tabular.toy_text import CliffWalkingEnv, FrozenLakeEnv, TaxiEnv
 from ml.tabular.worlds import GridEnv, build_mdp
 
 WORLD_DESCRIPTIONS = {
@@ -28,7 +29,12 @@ WORLD_DESCRIPTIONS = {
     "frozen_lake": "Gymnasium's FrozenLake-v1 (4x4 or 8x8, slippery or not), exact dynamics.",
     "taxi": "Gymnasium's Taxi (500 states, 6 actions), exact dynamics.",
     "cliff_walking": "Gymnasium's CliffWalking-v1 (Sutton & Barto Example 6.6).",
-    "mdp": "An uploaded `mdp` dataset: P, R, optionally terminal states and a start distribution.",
+    "objectworld": "Levine et al.'s objectworld (2011): an N x N grid of coloured objects, 5 "
+    "actions with a 30% random move, a reward that is not linear in its distance features.",
+    "binaryworld": "Wulfmeier et al.'s binaryworld (2015): blue and red cells, a reward that "
+    "counts the blue ones around each cell.",
+    "mdp": "An uploaded `mdp` dataset: P, R, optionally terminal states, a start distribution "
+    "and state features.",
 }
 
 
@@ -92,8 +98,9 @@ def _world(kind: str) -> Environment:
         action: dict[str, Any] = {"type": "discrete", "n": "from the dataset"}
     else:
         spec = {"grid": GridEnv, "frozen_lake": FrozenLakeEnv, "taxi": TaxiEnv,
-                "cliff_walking": CliffWalkingEnv}[kind]()  # fmt: skip
-        mdp = build_mdp(spec) if kind == "grid" else build_toy_text(spec)  # type: ignore[arg-type]
+                "cliff_walking": CliffWalkingEnv, "objectworld": ObjectWorldEnv,
+                "binaryworld": BinaryWorldEnv}[kind]()  # fmt: skip
+        mdp = build_mdp(spec)
         observation = {"type": "discrete", "n": mdp.n_states, "shape": list(mdp.shape)}
         action = {"type": "discrete", "n": mdp.n_actions, "names": list(mdp.action_names)}
     return Environment(

@@ -10,7 +10,7 @@ from typing import Any
 
 from ml.core.algorithm import Algorithm
 from ml.gan import cgan, dcgan, gan, wgan, wgan_gp
-from ml.irl import maxent_irl
+from ml.irl import deep_maxent_irl, maxent_irl
 from ml.rl import ddpg, dqn, fqe, fqi, td3
 from ml.tabular import policy_evaluation, policy_iteration, value_iteration
 
@@ -31,6 +31,7 @@ ALGORITHMS: dict[str, Algorithm[Any]] = {
         policy_iteration,
         policy_evaluation,
         maxent_irl,
+        deep_maxent_irl,
     )
 }
 

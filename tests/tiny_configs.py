@@ -132,8 +132,22 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
     },
     "maxent_irl": {
         "max_iterations": 20,
-        "n_demos": 20,
-        "demo_length": 12,
+        "demonstrations": {"n_demos": 20, "length": 12},
+        # Adam and no early stop, so that the run takes all its steps.
+        "optimizer": "adam",
+        "tolerance": 1e-9,
+        "occupancy_tolerance": 0.0,
+        "eval_interval": 10,
         "checkpoint_interval": 5,
+    },
+    "deep_maxent_irl": {
+        "env": {"kind": "objectworld", "size": 6, "n_objects": 6},
+        "max_iterations": 12,
+        "demonstrations": {"n_demos": 10, "length": 8},
+        "hidden_sizes": [8],
+        "tolerance": 1e-9,
+        "occupancy_tolerance": 0.0,
+        "eval_interval": 5,
+        "checkpoint_interval": 4,
     },
 }

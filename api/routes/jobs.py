@@ -149,7 +149,7 @@ def check_spec(session: SessionDep, body: JobCreate, tenant: str, settings: Sett
             config,
             max_cost=settings.max_job_cost,
             max_step_cost=settings.max_step_cost,
-            datasets={row.id: row.summary for row in rows},
+            datasets={row.id: {**row.summary, "kind": row.kind} for row in rows},
         )
     except ml.ConfigError as exc:
         raise config_error(exc) from None

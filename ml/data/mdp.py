@@ -6,6 +6,7 @@ Canonical arrays, in the conventions of `ml.tabular.dp`:
     R:        float64 [S] | [S, A] | [S, A, S]   # R[s], R[s, a] or R[s, a, s'], as uploaded
     terminal: bool [S], optional      # terminal[s]: value 0, nothing bootstraps from it
     start:    float64 [S], optional   # start[s]: the initial state distribution
+    features: float32 [S, k], optional  # features[s]: what a learned reward may depend on
 
 R keeps the form it was uploaded in (the summary's `reward` says which): whether R[s] is the
 reward for being in s or for entering it is the algorithm's convention, not the file's.
@@ -50,7 +51,7 @@ from ml.data.validate import (
 TOLERANCE = 1e-5
 TRIPLETS = ("s", "a", "next_s", "p")
 SIZES = ("n_states", "n_actions")
-OPTIONAL = ("terminal", "start")
+OPTIONAL = ("terminal", "start", "features")
 NOT_A_PROBABILITY = ", not a probability in [0, 1]"
 
 DESCRIPTION = (
@@ -61,9 +62,10 @@ DESCRIPTION = (
     "Every P[s, a] sums to 1 (within 1e-5); for a state marked terminal an all-zero P[s, a] "
     "becomes a self-loop. Rewards `R` as R[s] [n_states], R[s, a] [n_states, n_actions] or "
     "R[s, a, s'] [n_states, n_actions, n_states]. Optionally `terminal` [n_states] (bool or "
-    "0/1) and `start` [n_states], an initial distribution summing to 1. Stored dense as "
-    "float64 P, R and start and a bool terminal; a sparse P must fit in the upload size limit "
-    "once dense (8 * n_states^2 * n_actions bytes)."
+    "0/1), `start` [n_states], an initial distribution summing to 1, and `features` "
+    "[n_states, k], state features for inverse RL's reward (`features: world`). Stored dense "
+    "as float64 P, R and start, a bool terminal and float32 features; a sparse P must fit in "
+    "the upload size limit once dense (8 * n_states^2 * n_actions bytes)."
 )
 
 
@@ -93,6 +95,9 @@ def canonical(raw: Mapping[str, Any]) -> tuple[Arrays, dict[str, Any]]:
         facts["terminal_states"] = int(terminal.sum())
     if "start" in raw:
         arrays["start"] = _start(raw["start"], n_states)
+    if "features" in raw:
+        arrays["features"] = _features(raw["features"], n_states)
+        facts["n_features"] = int(arrays["features"].shape[1])
     return arrays, summarize(arrays, n_states * n_actions, **facts)
 
 
@@ -204,6 +209,16 @@ def _start(value: Any, n_states: int) -> np.ndarray:
     if abs(total - 1.0) > TOLERANCE:
         raise DatasetError(f"start sums to {show(total)}, not 1", field="start")
     return np.clip(start, 0.0, 1.0)
+
+
+def _features(value: Any, n_states: int) -> np.ndarray:
+    """features[s, k]: finite float32, one row per state."""
+    array = numeric("features", value)
+    check_ndim("features", array, (2,), f"[{n_states}, k], one row of features per state")
+    check_rows("features", array, n_states, "the states of P")
+    if array.shape[1] == 0:
+        raise DatasetError("features has no columns: a row needs at least one", field="features")
+    return floats("features", array, np.float32)
 
 
 SPEC = KindSpec(

@@ -79,6 +79,7 @@ def canonical(raw: Mapping[str, Any]) -> tuple[Arrays, dict[str, Any]]:
         arrays["episode_lengths"] = lengths
         if "rewards" in raw:
             arrays["rewards"] = vector("rewards", raw["rewards"], n, reference)  # r[N]
+    facts["longest_episode"] = int(lengths.max())
     return arrays, summarize(arrays, n, episodes=len(lengths), **facts, **action_facts)
 
 

@@ -6,7 +6,7 @@ or [row, col] pairs); `q-values` and `actions` accept either and check it fits t
 
 from __future__ import annotations
 
-from typing import Any, Protocol, cast
+from typing import Any, Literal, Protocol, cast
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
@@ -49,9 +49,12 @@ class Tabular(Protocol):
 
 
 class RewardTable(Protocol):
-    reward: np.ndarray  # r[s]
+    reward: np.ndarray  # r[s] or r[s, a]
     grid_shape: tuple[int, ...]
     layout: list[str] | None
+    action_names: list[str]
+
+    def reward_of_features(self, features: np.ndarray) -> np.ndarray: ...
 
 
 # The whole table of a world answers in JSON up to this many states (a few MB); beyond, a
@@ -178,8 +181,16 @@ class ActionsRequest(DecisionRequest):
         description="Continuous actions: Gaussian exploration noise, its standard deviation "
         "as a fraction of each action dimension's half-range (clipped to the bounds).",
     )
+    policy: Literal["greedy", "soft"] = Field(
+        "greedy",
+        description="soft: sample each action from the soft-optimal (maximum-entropy) policy "
+        "of a learned reward (maxent_irl, deep_maxent_irl models) instead of the greedy one.",
+    )
     seed: int | None = Field(
-        None, ge=0, le=2**31 - 1, description="For epsilon and noise: the same seed, the same draw."
+        None,
+        ge=0,
+        le=2**31 - 1,
+        description="For epsilon, noise and soft: the same seed, the same draw.",
     )
 
 
@@ -204,12 +215,16 @@ def actions(model: Any, request: ActionsRequest) -> ActionsResponse:
             raise QueryError(f"a {model.kind} model is queried by 'observations'", field="states")
         if request.epsilon:
             raise QueryError("epsilon is for discrete actions; use noise", field="epsilon")
+        if request.policy == "soft":
+            raise QueryError("soft policies are for learned-reward models", field="policy")
         actor = cast(Critic, model)
         x = observation_batch(request.observations, actor.observation_dim)
         chosen = actor.act(x, noise=request.noise, seed=request.seed)
         return ActionsResponse(actions=np.asarray(chosen, dtype=np.float64).tolist())
     if request.noise:
         raise QueryError("noise is for continuous actions; use epsilon", field="noise")
+    if request.policy == "soft":
+        return ActionsResponse(actions=soft_actions(model, request).tolist())
     greedy = actions_of(model, request)  # [B]
     if request.epsilon > 0.0:
         rng = np.random.default_rng(request.seed)
@@ -217,6 +232,23 @@ def actions(model: Any, request: ActionsRequest) -> ActionsResponse:
         explore = rng.random(len(greedy)) < request.epsilon
         greedy = np.where(explore, rng.integers(n_actions, size=len(greedy)), greedy)
     return ActionsResponse(actions=greedy.tolist())
+
+
+def soft_actions(model: Any, request: ActionsRequest) -> np.ndarray:
+    """Actions drawn from a reward model's soft-optimal policy pi[s, a]."""
+    if not exposes(type(model), "soft_policy"):
+        raise QueryError(
+            f"a {model.kind} model has no soft-optimal policy (learned-reward models do)",
+            field="policy",
+        )
+    if request.epsilon:
+        raise QueryError("a soft policy explores by itself; send no epsilon", field="epsilon")
+    if request.states is None:
+        raise QueryError(f"a {model.kind} model is queried by 'states'", field="observations")
+    table = cast(Tabular, model)
+    pi = model.soft_policy[grid_states(request.states, table.grid_shape)]  # pi[B, a]
+    u = np.random.default_rng(request.seed).random(len(pi))[:, None]
+    return np.minimum((pi.cumsum(axis=1) < u).sum(axis=1), pi.shape[1] - 1)
 
 
 Q_VALUES = Query(
@@ -251,6 +283,7 @@ ACTIONS = Query(
     examples=(
         {"observations": [[0.0, 0.0, 0.0, 0.0]]},
         {"observations": [[0.0, 0.0, 0.0, 0.0]], "epsilon": 0.1, "seed": 0},
+        {"states": [0, [1, 2]], "policy": "soft", "seed": 0},
     ),
 )
 
@@ -338,38 +371,110 @@ class RewardsRequest(BaseModel):
     states: list[State] | None = Field(
         None,
         max_length=MAX_BATCH,
-        description="Indices or [row, col] pairs; omit for the whole table on the grid.",
+        description="Indices or coordinates of states of the model's world.",
     )
+    features: list[Vector] | None = Field(
+        None,
+        max_length=MAX_BATCH,
+        description="Instead of states: feature vectors, as many numbers as the features the "
+        "reward was learned over; any vectors, not only the world's (a reward network "
+        "generalises to them).",
+    )
+    actions: list[int] | None = Field(
+        None,
+        max_length=MAX_BATCH,
+        description="For a state-action reward: one action per state or feature vector, to "
+        "answer r(s, a) for those pairs; without, every action's reward of each input.",
+    )
+
+    @model_validator(mode="after")
+    def _one_input(self) -> RewardsRequest:
+        if self.states is not None and self.features is not None:
+            raise ValueError("send 'states' or 'features', not both")
+        if self.actions is not None and self.states is None and self.features is None:
+            raise ValueError("'actions' go with 'states' or 'features'")
+        return self
 
 
 class RewardsResponse(BaseModel):
-    rewards: list[float] = Field(description="r(s) of the requested states, or of all.")
-    grid: list[list[float]] | None = Field(None, description="The table laid out on the grid.")
-    shape: list[int] | None = None
-    layout: list[str] | None = None
+    form: Literal["state", "state_action"] = Field(
+        description="r(s), received in s; or r(s, a), of taking a in s."
+    )
+    rewards: list[float] | list[list[float]] = Field(
+        description="One reward per input (r(s), or r(s, a) of the given action); for a "
+        "state-action reward without actions, one row per input with a reward per action. "
+        "Without inputs: the whole table, state by state."
+    )
+    action_names: list[str] | None = Field(
+        None, description="What the columns of a state-action reward's rows are."
+    )
+    grid: list[list[float]] | None = Field(
+        None, description="A state reward's whole table laid out on a 2-D world."
+    )
+    shape: list[int] | None = Field(None, description="How the whole table's states lay out.")
+    layout: list[str] | None = Field(None, description="The map of a grid world.")
 
 
 def rewards(model: RewardTable, request: RewardsRequest) -> RewardsResponse:
-    if request.states is not None:
-        index = grid_states(request.states, model.grid_shape)
-        return RewardsResponse(rewards=model.reward[index].tolist())
-    return RewardsResponse(
-        rewards=model.reward.tolist(),
-        grid=model.reward.reshape(model.grid_shape).tolist(),
-        shape=list(model.grid_shape),
-        layout=model.layout,
-    )
+    form = "state" if model.reward.ndim == 1 else "state_action"
+    per_action = {"action_names": list(model.action_names)} if form == "state_action" else {}
+    if request.states is None and request.features is None:
+        if len(model.reward) > MAX_TABLE_STATES:
+            raise QueryError(
+                f"this world has {len(model.reward)} states, more than the {MAX_TABLE_STATES} "
+                f"a whole table answers; ask for up to {MAX_BATCH} 'states' at a time",
+                field="states",
+            )
+        grid = None
+        if form == "state" and len(model.grid_shape) == 2:
+            grid = model.reward.reshape(model.grid_shape).tolist()
+        shape, layout = list(model.grid_shape), model.layout
+        table = model.reward.tolist()
+        return RewardsResponse(
+            form=form, rewards=table, grid=grid, shape=shape, layout=layout, **per_action
+        )
+    if request.features is not None:
+        x = np.asarray(request.features, dtype=np.float64)  # x[B, k]
+        r = np.asarray(model.reward_of_features(x), dtype=np.float64)
+        field = "features"
+    else:
+        r = model.reward[grid_states(request.states or [], model.grid_shape)]
+        field = "states"
+    if request.actions is not None:
+        if form == "state":
+            raise QueryError(
+                "this reward is of states alone (r(s), whatever the action); send no actions",
+                field="actions",
+            )
+        if len(request.actions) != len(r):
+            raise QueryError(
+                f"send one action per input: {len(request.actions)} actions for {len(r)} {field}",
+                field="actions",
+            )
+        chosen = np.asarray(request.actions)
+        if chosen.min() < 0 or chosen.max() >= r.shape[1]:
+            raise QueryError(f"actions are 0..{r.shape[1] - 1}", field="actions")
+        return RewardsResponse(form=form, rewards=r[np.arange(len(r)), chosen].tolist())
+    if not np.all(np.isfinite(r)):
+        raise QueryError("the rewards of these inputs overflow", field=field)
+    return RewardsResponse(form=form, rewards=r.tolist(), **per_action)
 
 
 REWARDS = Query(
     name="rewards",
-    summary="Learned rewards of states",
-    description="The learned reward r(s) of the given states, or (GET, or no states) the "
-    "whole table laid out on the grid. As .npy: the rewards as a float64 array.",
+    summary="Learned rewards of states, state-actions or feature vectors",
+    description="The learned reward of the given states (indices or coordinates) or feature "
+    "vectors: r(s), or for a state-action reward r(s, a) of the given actions or of every "
+    "action; without inputs (GET) the whole table, laid out on the grid for a 2-D world. As "
+    ".npy: the rewards as a float64 array.",
     request=RewardsRequest,
     response=RewardsResponse,
     needs=("reward", "grid_shape", "layout"),
     run=rewards,
     renderers={NPY: lambda r: npy(np.asarray(r.rewards, dtype=np.float64))},
-    examples=({"states": [0, [4, 4]]},),
+    examples=(
+        {"states": [0, [4, 4]]},
+        {"features": [[0.5, 0.5, 0.25, 0.25, 0.25]]},
+        {"states": [0, 1], "actions": [2, 1]},
+    ),
 )

@@ -2,8 +2,8 @@
 
 Written in the style of imitation's `mce_irl.py`: a shape comment on every array
 (`# Q[s, a]`), the equation each line implements cited from Sutton & Barto, "Reinforcement
-Learning: An Introduction" (2nd ed., 2018), Puterman, "Markov Decision Processes" (1994), or
-Ziebart et al.
+Learning: An Introduction" (2nd ed., 2018) or Puterman, "Markov Decision Processes" (1994).
+The maximum-entropy (soft) backups of inverse RL are `ml.irl.maxent`'s.
 
 Conventions shared by every kernel:
 
@@ -516,53 +516,3 @@ def policy_iteration(
         V = policy_evaluation(P, R, policy, discount, terminal=terminal, V0=V)
     Q = bellman_optimality_backup(P, R, V, discount, terminal)
     return VIResult(V=V, Q=Q, policy=policy, iterations=max_iterations, delta=0.0, converged=False)
-
-
-def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
-    top = np.max(x, axis=axis, keepdims=True)
-    return np.squeeze(top, axis=axis) + np.log(np.sum(np.exp(x - top), axis=axis))
-
-
-def soft_value_iteration(
-    P: np.ndarray, state_reward: np.ndarray, horizon: int, discount: float = 1.0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Finite-horizon soft (maximum-entropy) value iteration for a state reward r(s).
-
-    The backward pass of Ziebart et al. 2008 (Algorithm 1) in its log-space form, as in
-    Ziebart 2010 / imitation's `mce_partition_fh`:
-
-        V[T-1, s] = r(s)
-        Q[t, s, a] = r(s) + gamma sum_s' P(s'|s, a) V[t+1, s']
-        V[t, s]    = log sum_a exp Q[t, s, a]                          (soft Bellman backup)
-        pi[t, s, a] = exp(Q[t, s, a] - V[t, s])                        (max-ent policy)
-
-    A trajectory of `horizon` states takes `horizon - 1` actions, so pi has horizon - 1 steps.
-    Every state bootstraps: inverse RL makes terminal states absorbing instead.
-    Returns V[t, s] (horizon steps), Q[t, s, a] and pi[t, s, a] (horizon - 1 steps).
-    """
-    n_states, n_actions = P.shape[0], P.shape[1]
-    V = np.zeros((horizon, n_states))  # V[t, s]
-    Q = np.zeros((max(horizon - 1, 0), n_states, n_actions))  # Q[t, s, a]
-    V[horizon - 1] = state_reward
-    for t in reversed(range(horizon - 1)):
-        Q[t] = state_reward[:, None] + discount * (P @ V[t + 1])
-        V[t] = _logsumexp(Q[t], axis=1)
-    pi = np.exp(Q - V[: horizon - 1, :, None])  # pi[t, s, a]
-    return V, Q, pi
-
-
-def state_visitation(P: np.ndarray, pi: np.ndarray, start: np.ndarray, horizon: int) -> np.ndarray:
-    """Expected state visitation frequencies D[t, s] = Pr(s_t = s) for t < horizon.
-
-    The forward pass of Ziebart et al. 2008 (Algorithm 1, steps 4-5):
-        D[0, s] = p0(s);   D[t+1, s'] = sum_{s, a} D[t, s] pi(a | s, t) P(s' | s, a)
-    `pi` is either time-varying pi[t, s, a] (from `soft_value_iteration`) or stationary
-    pi[s, a].
-    """
-    D = np.zeros((horizon, P.shape[0]))  # D[t, s]
-    D[0] = start
-    for t in range(horizon - 1):
-        pi_t = pi[t] if pi.ndim == 3 else pi  # pi_t[s, a]
-        flow = D[t][:, None] * pi_t  # flow[s, a] = Pr(s_t = s, a_t = a)
-        D[t + 1] = flow.reshape(-1) @ P.reshape(-1, P.shape[2])
-    return D

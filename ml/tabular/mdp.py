@@ -34,6 +34,10 @@ class TabularMDP:
     # FrozenLake): the "true reward" that inverse RL tries to recover.
     state_reward: np.ndarray
     layout: tuple[str, ...] | None = None  # the map, one string per row, where there is one
+    # features[s, k]: the world's own state features, where it defines them (objectworld's
+    # colour distances, binaryworld's neighbourhood, an uploaded mdp's `features`): what
+    # inverse RL's reward may be a function of.
+    features: np.ndarray | None = None
 
     @property
     def n_states(self) -> int:

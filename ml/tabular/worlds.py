@@ -3,7 +3,10 @@
 - `grid` (`ml.tabular.gridworld`): a text grid, the default;
 - `frozen_lake`, `taxi`, `cliff_walking` (`ml.tabular.toy_text`): Gymnasium's toy-text
   environments with their exact dynamics;
-- `mdp`: an uploaded `mdp` dataset (`ml.data.mdp`): P, R and optionally terminal and start.
+- `objectworld`, `binaryworld` (`ml.tabular.objectworld`): the benchmark worlds of inverse RL
+  (Levine et al. 2011; Wulfmeier et al. 2015), with their own state features;
+- `mdp`: an uploaded `mdp` dataset (`ml.data.mdp`): P, R and optionally terminal, start and
+  state features.
 
 Every one becomes a `ml.tabular.mdp.TabularMDP`. An uploaded R[s] is the reward received in
 state s whatever the action (Puterman's and pymdptoolbox's convention), R[s, a] the expected
@@ -22,6 +25,13 @@ from ml.core.errors import ConfigError
 from ml.data import Dataset, UploadedDataset, resolve
 from ml.tabular.gridworld import ACTION_NAMES, GridEnv, build_grid
 from ml.tabular.mdp import TabularMDP, from_triplets
+from ml.tabular.objectworld import (
+    ACTION_NAMES_5,
+    BinaryWorldEnv,
+    ObjectWorldEnv,
+    build_binaryworld,
+    build_objectworld,
+)
 from ml.tabular.toy_text import CliffWalkingEnv, FrozenLakeEnv, TaxiEnv, build_toy_text
 from ml.tabular.toy_text import n_states as toy_text_states
 
@@ -47,10 +57,20 @@ EnvSpec = Annotated[
     | Annotated[FrozenLakeEnv, Tag("frozen_lake")]
     | Annotated[TaxiEnv, Tag("taxi")]
     | Annotated[CliffWalkingEnv, Tag("cliff_walking")]
+    | Annotated[ObjectWorldEnv, Tag("objectworld")]
+    | Annotated[BinaryWorldEnv, Tag("binaryworld")]
     | Annotated[MDPEnv, Tag("mdp")],
     Discriminator(_kind),
 ]
-WORLD_KINDS = ("grid", "frozen_lake", "taxi", "cliff_walking", "mdp")
+WORLD_KINDS = (
+    "grid",
+    "frozen_lake",
+    "taxi",
+    "cliff_walking",
+    "objectworld",
+    "binaryworld",
+    "mdp",
+)
 
 
 def build_mdp(env: Any, datasets: Mapping[str, Any] | None = None) -> TabularMDP:
@@ -59,6 +79,10 @@ def build_mdp(env: Any, datasets: Mapping[str, Any] | None = None) -> TabularMDP
         return build_grid(env)
     if isinstance(env, MDPEnv):
         return from_dataset(resolve(env.dataset, datasets, "mdp").arrays)
+    if isinstance(env, ObjectWorldEnv):
+        return build_objectworld(env)
+    if isinstance(env, BinaryWorldEnv):
+        return build_binaryworld(env)
     return build_toy_text(env)
 
 
@@ -74,6 +98,9 @@ def size_of(env: Any, datasets: Mapping[str, Any] | None = None) -> tuple[int, i
         summary = found.summary if isinstance(found, Dataset) else dict(found or {})
         states, actions = int(summary.get("n_states", 1)), int(summary.get("n_actions", 1))
         return states, actions, states * actions * states
+    if isinstance(env, ObjectWorldEnv | BinaryWorldEnv):
+        states, actions = env.size * env.size, len(ACTION_NAMES_5)
+        return states, actions, states * actions * actions
     states = toy_text_states(env)
     actions = 6 if isinstance(env, TaxiEnv) else 4
     return states, actions, states * actions * 3
@@ -111,5 +138,6 @@ def from_dataset(arrays: Mapping[str, np.ndarray]) -> TabularMDP:
         shape=(n_states,),
         action_names=tuple(f"a{a}" for a in range(n_actions)),
         wall=np.zeros(n_states, dtype=bool),
-        state_reward=np.zeros(n_states),
+        state_reward=R.mean(axis=1),  # R[s] as uploaded, or the actions' mean
+        features=np.asarray(arrays["features"], np.float64) if "features" in arrays else None,
     )

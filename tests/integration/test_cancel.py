@@ -37,13 +37,12 @@ LONG_ROUNDS_DQN = {
     "checkpoint_interval": 10_000,
 }
 
-# Ten thousand demonstrations of 500 states on 1,024 cells: tens of seconds of set-up
-# before the first gradient step.
+# Ten thousand demonstrations of 1,000 steps on 1,024 cells: seconds of set-up, and as many
+# for each evaluation of the max-ent model, before the first gradient step ends.
 SLOW_SETUP_IRL = {
     "env": {"kind": "grid", "layout": ["S" + "." * 31] + ["." * 32] * 30 + ["." * 31 + "G"]},
     "discount": 0.99,
-    "n_demos": 10_000,
-    "demo_length": 500,
+    "demonstrations": {"n_demos": 10_000, "length": 1_000},
     "max_iterations": 10,
 }
 

@@ -60,7 +60,11 @@ TOO_EXPENSIVE = [
     ("dqn", {"hidden": [4096] * 8, "batch_size": 4096, "total_steps": 1_200}, "batch_size"),
     (
         "maxent_irl",
-        {"env": {"layout": BIG_GRID}, "max_iterations": 100_000, "discount": 0.999},
+        {
+            "env": {"size": [256, 256]},
+            "demonstrations": {"length": 1_000},
+            "max_iterations": 100_000,
+        },
         "max_iterations",
     ),
 ]
@@ -161,6 +165,9 @@ GROWS = [
     ("maxent_irl", "n_demos", 10, 5_000, False),
     ("maxent_irl", "discount", 0.5, 0.999, False),
     ("maxent_irl", "env", {"layout": ["S.G"]}, {"layout": BIG_GRID}, True),
+    ("maxent_irl", "horizon", "finite", "infinite", True),
+    ("deep_maxent_irl", "hidden_sizes", [8], [256, 256], True),
+    ("deep_maxent_irl", "env", {"kind": "objectworld", "size": 8}, {"kind": "objectworld"}, True),
 ]
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from scipy import sparse
 
 import ml
 from ml.core.errors import TrainingStopped
@@ -22,7 +23,8 @@ from ml.core.hooks import NullHooks, RecordingHooks
 from ml.core.model import TrainedModel
 from ml.core.training import Run
 from ml.gan import gan
-from ml.irl import maxent_irl
+from ml.irl import demonstrations, problem
+from ml.irl.maxent import Demonstrations
 from ml.rl import dqn
 from ml.rl.envs import evaluate
 from ml.tabular import dp
@@ -47,7 +49,7 @@ def ask_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def stop_during_call(
-    monkeypatch: pytest.MonkeyPatch, hooks: Switch, module: ModuleType, name: str, n: int
+    monkeypatch: pytest.MonkeyPatch, hooks: Switch, module: ModuleType | type, name: str, n: int
 ) -> list[int]:
     """Wrap `module.name` so that its `n`-th call asks to stop (before doing its work);
     returns a one-item list counting the calls."""
@@ -64,7 +66,7 @@ def stop_during_call(
     return calls
 
 
-def count_calls(monkeypatch: pytest.MonkeyPatch, module: ModuleType, name: str) -> list[int]:
+def count_calls(monkeypatch: pytest.MonkeyPatch, module: ModuleType | type, name: str) -> list[int]:
     """Wrap `module.name` to count its calls (in a one-item list)."""
     return stop_during_call(monkeypatch, Switch(), module, name, 0)
 
@@ -224,10 +226,10 @@ def test_irl_stops_inside_the_experts_value_iteration(monkeypatch: pytest.Monkey
         return real_value_iteration(*args, callback=counted, **kwargs)
 
     monkeypatch.setattr(dp, "value_iteration", counting_value_iteration)
-    demos = count_calls(monkeypatch, maxent_irl, "generate_demos")
+    demos = count_calls(monkeypatch, demonstrations, "roll_out")
     with pytest.raises(TrainingStopped) as stopped:
         run("maxent_irl", hooks)
-    assert sweeps[0] == 5  # of 25 the expert needs
+    assert sweeps[0] == 5  # of the dozens the expert needs
     assert demos[0] == 0  # the set-up stopped before the demonstrations
     assert stopped.value.step == 0 and [c["step"] for c in hooks.checkpoints] == [0]
 
@@ -235,11 +237,11 @@ def test_irl_stops_inside_the_experts_value_iteration(monkeypatch: pytest.Monkey
 @pytest.mark.usefixtures("ask_every_time")
 def test_irl_stops_inside_the_demonstrations(monkeypatch: pytest.MonkeyPatch) -> None:
     hooks = Switch()
-    demos = stop_during_call(monkeypatch, hooks, maxent_irl, "generate_demos", 1)
-    counts = count_calls(monkeypatch, maxent_irl, "demo_counts")
+    demos = stop_during_call(monkeypatch, hooks, demonstrations, "roll_out", 1)
+    counts = count_calls(monkeypatch, Demonstrations, "counts")
     with pytest.raises(TrainingStopped):
         run("maxent_irl", hooks)
-    assert demos[0] == 1 and counts[0] == 0  # generate_demos raised from its first time step
+    assert demos[0] == 1 and counts[0] == 0  # roll_out raised from its first time step
 
     checks = [0]
 
@@ -248,12 +250,19 @@ def test_irl_stops_inside_the_demonstrations(monkeypatch: pytest.MonkeyPatch) ->
         if checks[0] == 3:
             raise TrainingStopped(0)
 
-    P = np.full((2, 1, 2), 0.5)  # P[s, a, s']
+    P = sparse.csr_array(np.full((2, 2), 0.5))  # P[(s, a), s'], one action
+    spec = demonstrations.Rollouts(n_demos=4, length=100)
     with pytest.raises(TrainingStopped):
-        maxent_irl.generate_demos(
-            P, np.zeros(2, np.int64), np.arange(2), 4, 100, np.random.default_rng(0), interrupt
+        demonstrations.roll_out(
+            P,
+            np.ones((2, 1)),
+            np.zeros(2, bool),
+            np.full(2, 0.5),
+            spec,
+            np.random.default_rng(0),
+            interrupt,
         )
-    assert checks[0] == 3  # of the 99 time steps
+    assert checks[0] == 3  # of the 100 time steps
 
 
 @pytest.mark.usefixtures("ask_every_time")
@@ -261,25 +270,25 @@ def test_irl_stops_inside_a_gradient_and_resumes_exactly(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     hooks = Switch()
-    # The 8th gradient's backward pass asks; its forward pass is not made.
-    stop_during_call(monkeypatch, hooks, dp, "soft_value_iteration", 8)
-    forward = count_calls(monkeypatch, dp, "state_visitation")
+    # Evaluations: one at the start, then one per step; the 8th is step 7's, and its
+    # backward pass stops at its first step.
+    stop_during_call(monkeypatch, hooks, problem, "finite_horizon", 8)
     with pytest.raises(TrainingStopped) as stopped:
         run("maxent_irl", hooks)
-    assert forward[0] == 7 and stopped.value.step == 7
-    assert [c["step"] for c in hooks.checkpoints] == [5, 7]
+    assert stopped.value.step == 6
+    assert [c["step"] for c in hooks.checkpoints] == [5, 6]
     monkeypatch.undo()
     assert_resumes_exactly(hooks.checkpoints[-1])
 
 
-@pytest.mark.parametrize(("call", "step"), [(1, 10), (2, 20)])
+@pytest.mark.parametrize(("call", "step"), [(1, 10), (2, 20), (3, 20)])
 @pytest.mark.usefixtures("ask_every_time")
 def test_irl_stops_inside_a_report_or_the_final_solve_and_resumes_exactly(
     monkeypatch: pytest.MonkeyPatch, call: int, step: int
 ) -> None:
-    # optimal_for's calls: the report at step 10, then the final solve at step 20.
+    # optimal_for's calls: the report at step 10, the final report and the final solve.
     hooks = Switch()
-    stop_during_call(monkeypatch, hooks, maxent_irl, "optimal_for", call)
+    stop_during_call(monkeypatch, hooks, problem.Problem, "optimal_for", call)
     with pytest.raises(TrainingStopped) as stopped:
         run("maxent_irl", hooks)
     assert stopped.value.step == step == hooks.checkpoints[-1]["step"]

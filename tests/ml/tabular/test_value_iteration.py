@@ -128,25 +128,6 @@ def test_policy_evaluation_reports_never_ending_policies() -> None:
         dp.policy_evaluation(P, np.zeros((2, 1)), np.zeros(2, dtype=int), 1.0)
 
 
-def test_soft_value_iteration_and_visitation_are_distributions() -> None:
-    P, _, _ = random_mdp(np.random.default_rng(0))
-    reward = np.random.default_rng(1).normal(size=P.shape[0])
-    V, Q, pi = dp.soft_value_iteration(P, reward, horizon=7, discount=0.9)
-    assert V.shape == (7, 6) and Q.shape == pi.shape == (6, 6, 3)
-    np.testing.assert_allclose(pi.sum(axis=2), 1.0)
-    np.testing.assert_allclose(V[-1], reward)
-    # Soft backup: V = log sum exp Q >= max Q.
-    assert (V[:-1] >= Q.max(axis=2) - 1e-12).all()
-    start = np.eye(6)[0]
-    D = dp.state_visitation(P, pi, start, horizon=7)
-    np.testing.assert_allclose(D.sum(axis=1), 1.0)
-    # A stationary policy gives the same visitation as repeating it over time.
-    stationary = dp.state_visitation(P, pi[0], start, horizon=7)
-    repeated = dp.state_visitation(P, np.repeat(pi[:1], 6, axis=0), start, horizon=7)
-    np.testing.assert_allclose(stationary, repeated)
-
-
-# -- the model and the run -----------------------------------------------------------------
 def test_model_exposes_its_tables_and_grid() -> None:
     model = solve(ValueIterationConfig())
     assert model.V.shape == (12,) and model.Q.shape == (12, 4)
