@@ -36,6 +36,7 @@ demonstration that reached the goal stays there).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,8 +47,9 @@ from ml.core.training import Interrupt, never
 # Policies pi_k[s, a] are kept from the backward pass for the forward one while they fit in
 # this many floats (256 MB); beyond, the forward pass recomputes them from V.
 KEEP_POLICIES = 1 << 25
-# Infinite horizon: soft value iteration stops when the bound on |V - V*| is below this, and
-# the occupancy sum when the mass left, gamma^t / (1 - gamma), is.
+# Infinite horizon: soft value iteration stops when the bound on |V - V*| is below this
+# (relative to max |V|, at least 1), and the occupancy sum when the mass left,
+# gamma^t / (1 - gamma), is.
 SOFT_TOLERANCE = 1e-9
 MAX_SOFT_SWEEPS = 200_000
 
@@ -79,6 +81,15 @@ class Demonstrations:
         """k[N]: decisions left in the episode at each row, its own included."""
         return np.repeat(self.lengths, self.lengths) - self.step_index
 
+    @functools.cached_property
+    def rows_by_decisions_left(self) -> tuple[np.ndarray, np.ndarray]:
+        """(order[N], first[K + 2]): the rows with k decisions left are
+        order[first[k]:first[k + 1]], for one pass over the rows per forward pass."""
+        k = self.decisions_left
+        order = np.argsort(k, kind="stable")
+        first = np.concatenate([[0], np.cumsum(np.bincount(k, minlength=int(k.max()) + 2))])
+        return order, first
+
     def counts(self, n_states: int, n_actions: int, discount: float) -> np.ndarray:
         """mu_E[s, a] = mean_i sum_t gamma^t [s_it = s, a_it = a]."""
         weights = discount ** self.step_index.astype(np.float64)  # w[N]
@@ -87,12 +98,18 @@ class Demonstrations:
         )
         return flat.reshape(n_states, n_actions) / self.n_episodes
 
-    def injections(self, n_states: int) -> np.ndarray:
-        """inject[k, s] = (1 / E) #{episodes of k decisions starting in s}, k = 0..max L."""
+    def injections(self, n_states: int) -> sparse.csr_array:
+        """inject[k, s] = (1 / E) #{episodes of k decisions starting in s}, k = 0..max L;
+        sparse: a dense one of 1,000 steps by 10^5 states would take 800 MB."""
         starts = self.states[self.first_rows]  # s_i0[E]
-        inject = np.zeros((int(self.lengths.max()) + 1, n_states))
-        np.add.at(inject, (self.lengths, starts), 1.0 / self.n_episodes)
-        return inject
+        weights = np.full(self.n_episodes, 1.0 / self.n_episodes)
+        shape = (int(self.lengths.max()) + 1, n_states)
+        return sparse.csr_array((weights, (self.lengths, starts)), shape=shape)
+
+    def start_distribution(self, n_states: int) -> np.ndarray:
+        """p0[s]: where the episodes start."""
+        starts = self.states[self.first_rows]
+        return np.bincount(starts, minlength=n_states) / self.n_episodes
 
 
 @dataclass
@@ -138,7 +155,7 @@ class SoftSolution:
 def finite_horizon(
     dynamics: Dynamics,
     reward: np.ndarray,
-    inject: np.ndarray,
+    inject: np.ndarray | sparse.csr_array,
     discount: float,
     mu_expert: np.ndarray,
     demos: Demonstrations | None = None,
@@ -149,7 +166,8 @@ def finite_horizon(
     s with k decisions left); `reward` is r[s, a] or r[s, 1]. The log-likelihoods are of
     `demos`' steps (none without). `interrupt` may stop between two steps."""
     S, A = dynamics.n_states, dynamics.n_actions
-    horizon = len(inject) - 1
+    inject = sparse.csr_array(inject)  # inject[k, s]
+    horizon = inject.shape[0] - 1
     keep = horizon * S * A <= KEEP_POLICIES
     V = np.zeros((horizon + 1, S))  # V[k, s], k decisions left
     policies: list[np.ndarray] = [np.empty((0, 0))] * (horizon + 1)  # pi_k[s, a]
@@ -169,19 +187,21 @@ def finite_horizon(
     occupancy = np.zeros((S, A))  # rho[s, a]
     mass = np.zeros(S)  # m[s]: discounted probability of being in s with k decisions left
     log_likelihoods = np.empty(0 if demos is None else len(demos.states))  # ll[N]
-    k_of_row = None if demos is None else demos.decisions_left  # k[N]
     for k in range(horizon, 0, -1):
         interrupt()
         pi = policy(k)  # pi_k[s, a]
-        if demos is not None and k_of_row is not None:
-            rows = np.flatnonzero(k_of_row == k)
+        if demos is not None:
+            order, first = demos.rows_by_decisions_left
+            rows = order[first[k] : first[k + 1]]
             chosen = pi[demos.states[rows], demos.actions[rows]]
             log_likelihoods[rows] = np.log(np.maximum(chosen, 1e-300))
-        mass += inject[k]
+        begin, end = inject.indptr[k], inject.indptr[k + 1]
+        np.add.at(mass, inject.indices[begin:end], inject.data[begin:end])
         flow = mass[:, None] * pi  # flow[s, a]
         occupancy += flow
         mass = discount * dynamics.successors(flow)
-    value = float(inject[1:, :].ravel() @ V[1:, :].ravel())  # mean_i V_{L_i}(s_i0)
+    starts = inject.tocoo()
+    value = float(starts.data @ V[starts.row, starts.col])  # mean_i V_{L_i}(s_i0)
     objective = float((mu_expert * np.broadcast_to(reward, (S, A))).sum()) - value
     return SoftSolution(objective, occupancy, policy(horizon), log_likelihoods)
 
@@ -205,7 +225,10 @@ def soft_values(
         new = _logsumexp(Q)
         change = float(np.abs(new - V).max())
         V = new
-        if change * discount / max(1.0 - discount, 1e-12) < SOFT_TOLERANCE or change == 0.0:
+        # Relative to the values' size: an absolute 1e-9 at discount 0.999 would ask for
+        # changes below what doubles can hold for values in the hundreds.
+        scale = max(1.0, float(np.abs(V).max()))
+        if change * discount / max(1.0 - discount, 1e-12) < SOFT_TOLERANCE * scale:
             break
     Q = reward + discount * dynamics.expected(V)
     return V, np.exp(Q - V[:, None])

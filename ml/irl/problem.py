@@ -25,13 +25,15 @@ visits; and `irl/objective`, the max-ent objective J.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from scipy import sparse
 
 from ml.core.cost import CALL_OVERHEAD, vi_sweeps
 from ml.core.errors import ConfigError
@@ -63,6 +65,9 @@ from ml.tabular.worlds import EnvSpec, MDPEnv, build_mdp, size_of
 # The worlds with features of their own (`features: world`).
 WITH_FEATURES = (ObjectWorldEnv, BinaryWorldEnv, MDPEnv)
 MAX_STATES = 1 << 18  # worlds of up to 512 x 512 cells
+# A finite-horizon pass keeps V[k, s] for every step of the longest demonstration: at most
+# this many values (256 MB).
+MAX_PASS_VALUES = 1 << 25
 VI_TOLERANCE = 1e-8
 REWARD_SCALE = 10.0  # learned rewards are of this order: what a solve's sweep bound assumes
 LOG_INTERVAL = 10  # gradient steps between the cheap reports (gap, likelihood, progress)
@@ -116,6 +121,8 @@ class IRLConfig(BaseModel):
         200,
         ge=1,
         le=100_000,
+        # `iterations` was this field's name until 2026-11-22; accepted until v2.
+        validation_alias=AliasChoices("max_iterations", "iterations"),
         description="Most gradient steps (`iterations`, its old name, is still accepted).",
     )
     tolerance: float = Field(
@@ -143,33 +150,54 @@ class IRLConfig(BaseModel):
         50, ge=1, le=100_000, description="Gradient steps between checkpoints."
     )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _old_fields(cls, data: Any) -> Any:
-        """`n_demos`, `demo_length`, `random_starts` and `iterations` were top-level fields
-        until 2026-12-07: still accepted, as the expert's."""
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        if "iterations" in data and "max_iterations" not in data:
-            data["max_iterations"] = data.pop("iterations")
-        old = {k: data.pop(k) for k in ("n_demos", "demo_length", "random_starts") if k in data}
-        if old:
-            if "demonstrations" in data:
-                raise ValueError(
-                    f"{', '.join(old)} set the expert's demonstrations; give them inside "
-                    "`demonstrations` instead"
-                )
-            if "demo_length" in old:
-                old["length"] = old.pop("demo_length")
-            data["demonstrations"] = {"source": "expert", **old}
-        return data
+    # Until 2026-12-07 the expert's demonstrations were set here; still accepted (and moved
+    # into `demonstrations`), never written back.
+    n_demos: int | None = Field(
+        None,
+        ge=1,
+        le=10_000,
+        exclude=True,
+        deprecated=True,
+        description="Deprecated: `demonstrations.n_demos`.",
+    )
+    demo_length: int | None = Field(
+        None,
+        ge=1,
+        le=1_000,
+        exclude=True,
+        deprecated=True,
+        description="Deprecated: `demonstrations.length`.",
+    )
+    random_starts: bool | None = Field(
+        None,
+        exclude=True,
+        deprecated=True,
+        description="Deprecated: `demonstrations.random_starts`.",
+    )
+
+    @model_validator(mode="after")
+    def _old_fields(self) -> IRLConfig:
+        fields = self.__dict__  # read past the deprecation warnings meant for callers
+        old = {"n_demos": "n_demos", "length": "demo_length", "random_starts": "random_starts"}
+        given = {new: fields[name] for new, name in old.items() if fields[name] is not None}
+        if not given:
+            return self
+        if "demonstrations" in self.model_fields_set:
+            raise ValueError(
+                "n_demos, demo_length and random_starts set the expert's demonstrations; give "
+                "them inside `demonstrations` instead"
+            )
+        self.demonstrations = ExpertDemos(**given)
+        fields.update(n_demos=None, demo_length=None, random_starts=None)
+        return self
 
     @model_validator(mode="after")
     def _fits(self) -> IRLConfig:
         states, _, _ = size_of(self.env)
         if states > MAX_STATES:
             raise ValueError(f"inverse RL works on worlds of at most {MAX_STATES} states")
+        if not isinstance(self.demonstrations, DatasetDemos):
+            check_pass(self.horizon, self.demonstrations.length, states)
         if self.features == "terrain" and not isinstance(self.env, GridEnv):
             raise ValueError(
                 "terrain features are read from a grid's map; this world is not a grid: use "
@@ -210,21 +238,25 @@ class Problem:
     truth: Truth | None
     warm_V: np.ndarray | None = None  # infinite horizon: the last soft values, a warm start
 
+    @functools.cached_property
+    def injections(self) -> sparse.csr_array:
+        """inject[k, s]: where episodes start, by decisions left (`Demonstrations`)."""
+        return self.demos.injections(self.mdp.n_states)
+
     def solve(self, reward: np.ndarray, interrupt: Interrupt = never) -> SoftSolution:
         """The soft-optimal model of reward r[s, 1] or r[s, a], fitted to the demonstrations."""
         S = self.mdp.n_states
         if self.config.horizon == "finite":
-            inject = self.demos.injections(S)
             return finite_horizon(
                 self.dynamics,
                 reward,
-                inject,
+                self.injections,
                 self.config.discount,
                 self.mu_expert,
                 self.demos,
                 interrupt,
             )
-        start = self.demos.injections(S).sum(axis=0)
+        start = self.demos.start_distribution(S)
         solution, V = infinite_horizon(
             self.dynamics,
             reward,
@@ -313,6 +345,17 @@ class Problem:
                 per_state[entered], truth.state_reward[entered]
             ),
         }
+
+
+def check_pass(horizon: str, length: int, states: int) -> None:
+    """A finite-horizon pass over demonstrations of `length` steps fits in memory."""
+    if horizon == "finite" and length * states > MAX_PASS_VALUES:
+        raise ConfigError(
+            f"demonstrations of {length} steps on {states} states need {length * states} soft "
+            f"values at once, more than the {MAX_PASS_VALUES} a finite-horizon pass may keep: "
+            "use shorter demonstrations or horizon 'infinite'",
+            field="demonstrations",
+        )
 
 
 def load_world(config: IRLConfig, datasets: Mapping[str, Any] | None) -> TabularMDP:
@@ -424,6 +467,7 @@ def make_problem(
     truth = None
     if isinstance(spec, DatasetDemos):
         demos = demos_from.from_dataset(demos_from.resolve_dataset(spec, datasets), mdp)
+        check_pass(config.horizon, int(demos.lengths.max()), mdp.n_states)
     else:
         if isinstance(spec, ModelDemos):
             pi = demos_from.model_policy(spec, models, mdp)
@@ -489,6 +533,7 @@ def check_dataset(config: IRLConfig, datasets: Mapping[str, Any] | None) -> None
     _check_kind(summary, "trajectories", "demonstrations.dataset.id")
     states, actions, _ = size_of(config.env, datasets)
     demos_from.check_summary(summary, states, actions, shape_of(config.env, states))
+    check_pass(config.horizon, demos_from.longest_episode(summary), states)
 
 
 def shape_of(env: Any, n_states: int) -> tuple[int, ...]:

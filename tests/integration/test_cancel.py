@@ -37,10 +37,10 @@ LONG_ROUNDS_DQN = {
     "checkpoint_interval": 10_000,
 }
 
-# Ten thousand demonstrations of 1,000 steps on 1,024 cells: seconds of set-up, and as many
-# for each evaluation of the max-ent model, before the first gradient step ends.
+# Ten thousand demonstrations of 1,000 steps in a 128x128 room: seconds of set-up, and as
+# many for each evaluation of the max-ent model, before the first gradient step ends.
 SLOW_SETUP_IRL = {
-    "env": {"kind": "grid", "layout": ["S" + "." * 31] + ["." * 32] * 30 + ["." * 31 + "G"]},
+    "env": {"kind": "grid", "size": [128, 128]},
     "discount": 0.99,
     "demonstrations": {"n_demos": 10_000, "length": 1_000},
     "max_iterations": 10,

@@ -62,7 +62,7 @@ TOO_EXPENSIVE = [
         "maxent_irl",
         {
             "env": {"size": [256, 256]},
-            "demonstrations": {"length": 1_000},
+            "demonstrations": {"length": 500},
             "max_iterations": 100_000,
         },
         "max_iterations",

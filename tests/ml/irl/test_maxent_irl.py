@@ -198,6 +198,8 @@ def test_config_validation_and_old_fields() -> None:
         MaxEntIRLConfig(features="pixels")
     with pytest.raises(ValidationError, match="inside `demonstrations`"):
         MaxEntIRLConfig.model_validate({"n_demos": 3, "demonstrations": {"n_demos": 4}})
+    with pytest.raises(ValidationError, match="soft values at once"):
+        MaxEntIRLConfig(env={"size": [512, 512]}, demonstrations={"length": 200})
     with pytest.raises(ValidationError, match="at most 262144 states"):
         MaxEntIRLConfig(env={"size": [600, 600]})
     with pytest.raises(ValidationError, match="only objectworld, binaryworld and uploaded"):
