@@ -12,6 +12,8 @@ BENCHMARKS = [
     "bench.dispatch",
     "bench.serving",
     "bench.gan_mixtures",
+    "bench.maxent_irl",
+    "bench.objectworld_evd",
 ]
 
 

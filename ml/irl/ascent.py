@@ -42,6 +42,10 @@ Evaluate = Callable[[np.ndarray], Fit]
 
 
 class Ascent(Protocol):
+    # True once a step found no increase at all: the objective is at its maximum to the
+    # precision of doubles, and more steps would change nothing.
+    stalled: bool
+
     def step(self, theta: np.ndarray, fit: Fit, evaluate: Evaluate) -> Fit: ...
 
     def state_dict(self) -> dict[str, Any]: ...
@@ -51,6 +55,8 @@ class Ascent(Protocol):
 
 class Adam:
     """Adam (Kingma & Ba 2015, Algorithm 1, default betas), or plain gradient steps."""
+
+    stalled = False  # plain and Adam steps are taken whatever they do to the objective
 
     def __init__(self, n: int, *, learning_rate: float, plain: bool = False) -> None:
         self.learning_rate, self.plain = learning_rate, plain
@@ -91,13 +97,17 @@ class LBFGS:
     Curvature pairs (s, y) = (theta_new - theta, -(g_new - g)) are those of minimising -J;
     a pair with s . y <= 0 (no positive curvature along s, which concavity rules out up to
     rounding) is skipped. The first step, with no curvature yet, is scaled to move theta by
-    `learning_rate` (the gradient's scale is unknown)."""
+    `learning_rate` (the gradient's scale is unknown). A step is taken only when it
+    increases the objective enough (and to a finite value); when no step size does, the
+    curvature is forgotten and the gradient tried alone, and when even that fails the method
+    has `stalled`: theta is at the maximum as far as doubles can tell."""
 
     def __init__(self, n: int, *, learning_rate: float, memory: int = MEMORY) -> None:
         self.learning_rate = learning_rate
         self.s = np.zeros((memory, n))  # s[j, k], oldest first
         self.y = np.zeros((memory, n))  # y[j, k]
         self.count = 0  # pairs held
+        self.stalled = False
 
     def direction(self, grad: np.ndarray) -> np.ndarray:
         """The ascent direction H g (Nocedal & Wright Algorithm 7.4, for -J)."""
@@ -118,21 +128,23 @@ class LBFGS:
         return -q
 
     def step(self, theta: np.ndarray, fit: Fit, evaluate: Evaluate) -> Fit:
-        direction = self.direction(fit.gradient)
-        slope = float(fit.gradient @ direction)
-        if slope <= 0:  # not an ascent direction (stale curvature): start afresh
-            self.count = 0
+        for attempt in range(2):  # with the curvature held, then with the gradient alone
+            if attempt:
+                self.count = 0
             direction = self.direction(fit.gradient)
             slope = float(fit.gradient @ direction)
-        size = 1.0
-        for _ in range(MAX_HALVINGS):
-            new = evaluate(theta + size * direction)
-            if new.value >= fit.value + ARMIJO * size * slope:
-                break
-            size *= 0.5
-        self.remember(size * direction, fit.gradient - new.gradient)
-        theta += size * direction
-        return new
+            if slope <= 0:  # not an ascent direction (stale curvature)
+                continue
+            size = 1.0
+            for _ in range(MAX_HALVINGS):
+                new = evaluate(theta + size * direction)
+                if np.isfinite(new.value) and new.value >= fit.value + ARMIJO * size * slope:
+                    self.remember(size * direction, fit.gradient - new.gradient)
+                    theta += size * direction
+                    return new
+                size *= 0.5
+        self.stalled = True
+        return fit
 
     def remember(self, s: np.ndarray, y: np.ndarray) -> None:
         if s @ y <= 1e-12 * float(np.linalg.norm(s) * np.linalg.norm(y)):

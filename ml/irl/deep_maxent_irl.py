@@ -159,6 +159,7 @@ def train(
     while run.step < config.max_iterations:
         run.stop_if_asked()
         r, reward = current_reward()
+        irl.check_bounded(run.step, reward)
         solution = problem.solve(reward, interrupt)  # the network is unchanged until it ends
         gap = problem.gap(solution).sum(axis=1)  # dJ/dr[s]
         if problem.converged(solution, float(np.linalg.norm(gap))):

@@ -144,8 +144,12 @@ def train(
         if problem.converged(fit.detail, float(np.linalg.norm(fit.gradient))):
             break
         fit = optimiser.step(theta, fit, evaluate)
+        if optimiser.stalled:  # at the maximum to the precision of doubles
+            break
         run.advance()
-        irl.log_step(run, problem, fit.detail, reward_of(theta))
+        reward = reward_of(theta)
+        irl.check_bounded(run.step, reward)
+        irl.log_step(run, problem, fit.detail, reward)
     return irl.finish(
         run,
         problem,

@@ -36,7 +36,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from scipy import sparse
 
 from ml.core.cost import CALL_OVERHEAD, vi_sweeps
-from ml.core.errors import ConfigError
+from ml.core.errors import ConfigError, TrainingAborted
 from ml.core.metadata import model_metadata
 from ml.core.seeding import numpy_rng
 from ml.core.training import Interrupt, Run, never
@@ -64,6 +64,7 @@ from ml.tabular.worlds import EnvSpec, MDPEnv, build_mdp, size_of
 
 # The worlds with features of their own (`features: world`).
 WITH_FEATURES = (ObjectWorldEnv, BinaryWorldEnv, MDPEnv)
+MAX_REWARD = 1e6  # |r| beyond which a learned reward has diverged
 MAX_STATES = 1 << 18  # worlds of up to 512 x 512 cells
 # A finite-horizon pass keeps V[k, s] for every step of the longest demonstration: at most
 # this many values (256 MB).
@@ -345,6 +346,21 @@ class Problem:
                 per_state[entered], truth.state_reward[entered]
             ),
         }
+
+
+def check_bounded(step: int, reward: np.ndarray) -> None:
+    """A reward past MAX_REWARD has diverged: without a prior, demonstrations whose visits no
+    policy reproduces exactly (sampled ones, on a world with chance) give the objective no
+    maximum, and the weights would grow until the soft passes overflow."""
+    largest = float(np.abs(reward).max())
+    if not np.isfinite(largest) or largest > MAX_REWARD:
+        raise TrainingAborted(
+            "diverged",
+            f"the learned reward diverged (|r| reached {largest:.3g} at step {step}): no "
+            "reward reproduces these demonstrations' visits exactly, and without a prior "
+            "nothing bounds it; set l2 (maxent_irl) or weight_decay (deep_maxent_irl) above 0",
+            step=step,
+        )
 
 
 def check_pass(horizon: str, length: int, states: int) -> None:

@@ -210,3 +210,23 @@ def test_a_stop_inside_a_step_leaves_theta_at_the_step_boundary() -> None:
 
 def _plain(value: object) -> np.ndarray:
     return value.numpy().copy() if isinstance(value, torch.Tensor) else np.asarray(value)
+
+
+def test_lbfgs_stalls_at_the_maximum_without_moving() -> None:
+    """On -|theta - 1|^2 from its maximum no step increases the objective: theta stays and
+    the method says it has stalled, instead of taking a step that makes things worse."""
+
+    def evaluate(theta: np.ndarray) -> Fit:
+        return Fit(-float(((theta - 1) ** 2).sum()), -2 * (theta - 1))
+
+    lbfgs = LBFGS(2, learning_rate=0.1)
+    theta = np.zeros(2)
+    fit = evaluate(theta)
+    for _ in range(50):
+        fit = lbfgs.step(theta, fit, evaluate)
+        if lbfgs.stalled:
+            break
+    assert lbfgs.stalled
+    np.testing.assert_allclose(theta, [1.0, 1.0], atol=1e-6)
+    stuck = theta.copy()
+    assert lbfgs.step(theta, fit, evaluate) is fit and np.array_equal(theta, stuck)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from ml.core.errors import ConfigError
+from ml.core.errors import ConfigError, TrainingAborted
 from ml.core.hooks import NullHooks, RecordingHooks
 from ml.data import parse_upload
 from ml.irl.features import coordinates
@@ -180,6 +180,14 @@ def test_learns_from_a_models_rollouts() -> None:
     other = solve(ValueIterationConfig(env={"layout": ["S.G"]}), seed=0, hooks=NullHooks())
     with pytest.raises(ConfigError, match="no policy over this world's 25 states"):
         train(config, seed=0, hooks=NullHooks(), models={"teacher@prod": other})
+
+
+def test_a_reward_without_prior_that_diverges_fails_the_run_clearly() -> None:
+    """Sampled demonstrations on a slippery grid: no reward reproduces their visits, so
+    without the prior the objective has no maximum and L-BFGS follows it out."""
+    with pytest.raises(TrainingAborted, match="set l2") as aborted:
+        fit(l2=0.0, tolerance=1e-9, occupancy_tolerance=0.0, max_iterations=2000)
+    assert aborted.value.code == "diverged" and (aborted.value.step or 0) < 100
 
 
 def test_reports() -> None:
