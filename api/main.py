@@ -21,6 +21,7 @@ from api.routes import (
     health,
     jobs,
     keys,
+    metrics,
     models,
     queries,
     registry,
@@ -53,7 +54,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     session_factory(settings.resolved_database_url, settings)
     errors.install(app)
     # Every status each operation can answer is declared, with the error body.
-    for module in (health, algorithms, environments, jobs, models, registry, datasets, keys):
+    # `metrics` before `jobs`: /v1/jobs/compare is not a job id.
+    for module in (
+        health,
+        algorithms,
+        environments,
+        metrics,
+        jobs,
+        models,
+        registry,
+        datasets,
+        keys,
+    ):
         app.include_router(declare_errors(module.router))
     # One route per declared query, from `ml.queries`.
     app.include_router(declare_errors(queries.router_for_queries()))

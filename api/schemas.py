@@ -179,6 +179,10 @@ class MetricsPublic(BaseModel):
     metrics: dict[str, MetricSeries]
 
 
+class ComparePublic(BaseModel):
+    jobs: dict[str, MetricsPublic] = Field(description="Each compared job's series, by id.")
+
+
 # -- models -------------------------------------------------------------------------------
 class RegisteredAs(BaseModel):
     name: str

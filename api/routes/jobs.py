@@ -15,7 +15,7 @@ from api.auth import Caller, ReadCaller, TrainCaller
 from api.deps import IdempotencyKeyHeader, ModelCacheDep, SessionDep, SettingsDep
 from api.errors import ApiError, from_validation
 from api.limits import check_submission
-from api.schemas import JobCreate, JobPublic, JobsPublic, MetricSeries, MetricsPublic, Progress
+from api.schemas import JobCreate, JobPublic, JobsPublic, Progress
 from api.strict_input import StrictRoute, validate_strictly
 from ml.core.references import referenced_models
 from ml.data import UploadedDataset
@@ -320,20 +320,3 @@ def cancel_job(job_id: str, caller: TrainCaller, session: SessionDep) -> JobPubl
         raise ApiError(409, "job_finished", str(exc)) from None
     session.commit()
     return public(session, job)
-
-
-@router.get("/{job_id}/metrics", summary="A job's metric series", operation_id="get_job_metrics")
-def get_metrics(
-    job_id: str,
-    caller: ReadCaller,
-    session: SessionDep,
-    name: Annotated[
-        list[str] | None, Query(max_length=100, description="Only these metric names.")
-    ] = None,
-) -> MetricsPublic:
-    load_job(session, job_id, caller)
-    series = jobs.metric_series(session, job_id=job_id, names=name)
-    return MetricsPublic(
-        job_id=job_id,
-        metrics={k: MetricSeries(steps=s, values=v) for k, (s, v) in series.items()},
-    )

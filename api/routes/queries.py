@@ -18,7 +18,7 @@ import logging
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Body, Query, Request, Response, Security
+from fastapi import APIRouter, Body, Request, Response, Security
 from fastapi.openapi.models import Example
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
@@ -28,13 +28,14 @@ from api.deps import ArtifactsDep, ModelCacheDep, SessionDep, SettingsDep
 from api.errors import ApiError, error_body
 from api.limits import QueryCaller
 from api.model_cache import ModelCache
+from api.negotiation import Format, negotiate_media
 from api.references import ResolvedModelDep
 from api.routes.datasets import store_dataset
 from api.schemas import QueryResultPending
 from api.strict_input import StrictRoute
 from ml.core.errors import ArtifactError
 from ml.core.model import TrainedModel
-from ml.queries import FORMATS, JSON, QUERIES, queries_for_kind
+from ml.queries import JSON, QUERIES, queries_for_kind
 from ml.queries import Query as DeclaredQuery
 from store import jobs
 from store.artifacts import ArtifactMissing, ArtifactStore
@@ -46,62 +47,10 @@ from worker.enqueue import QUERY_QUEUE, send
 
 log = logging.getLogger(__name__)
 
-Format = Annotated[
-    str | None,
-    Query(
-        description="Media type by name (json, npy, png), instead of an Accept header.",
-        pattern="^[a-z]+$",
-        max_length=8,
-    ),
-]
-
-
-# -- content negotiation -----------------------------------------------------------------------
-def _accepted(header: str) -> list[str]:
-    """Media ranges of an Accept header, best first (q=0 ranges dropped)."""
-    ranked = []
-    for position, part in enumerate(header.split(",")):
-        media, *params = (p.strip() for p in part.split(";"))
-        q = 1.0
-        for param in params:
-            if param.startswith("q="):
-                try:
-                    q = float(param[2:])
-                except ValueError:
-                    q = 0.0
-        if media and q > 0:
-            ranked.append((-q, position, media.lower()))
-    return [media for _, _, media in sorted(ranked)]
-
 
 def negotiate(query: DeclaredQuery[Any, Any], accept: str | None, format: str | None) -> str:
-    """The media type to answer in, or 406 naming those the query can answer."""
-    offered = query.media_types
-    if format is not None:
-        wanted = FORMATS.get(format)
-        if wanted in offered:
-            return wanted
-        names = ", ".join(k for k, v in FORMATS.items() if v in offered)
-        raise ApiError(
-            406,
-            "not_acceptable",
-            f"'{query.name}' answers format {names}, not {format!r}",
-            field="format",
-        )
-    if not accept:
-        return JSON
-    for media in _accepted(accept):
-        if media in ("*/*", "application/*") and JSON in offered:
-            return JSON
-        for candidate in offered:
-            if media == candidate or (media.endswith("/*") and candidate.startswith(media[:-1])):
-                return candidate
-    raise ApiError(
-        406,
-        "not_acceptable",
-        f"'{query.name}' answers {', '.join(offered)}; the Accept header allows none of them",
-        field="accept",
-    )
+    """The media type to answer the query in, or 406 naming those it can answer."""
+    return negotiate_media(f"'{query.name}'", query.media_types, accept, format)
 
 
 # -- answering ---------------------------------------------------------------------------------

@@ -313,6 +313,7 @@ class Problem:
             return {}
         mdp, discount = self.mdp, self.config.discount
         policy = self.optimal_for(reward, interrupt).policy
+        # EVD is >= 0 but for rounding (an optimal policy's -2e-11 would read as a gain).
         evd = metrics.expected_value_difference(
             mdp.transitions,
             truth.R,
@@ -322,6 +323,7 @@ class Problem:
             terminal=mdp.fixed,
             v_star=truth.v_star,
         )
+        evd = max(evd, 0.0)
         v_star = float(mdp.start @ truth.v_star)
         entered = ~mdp.wall
         per_state = np.asarray(reward).mean(axis=1)  # r[s]

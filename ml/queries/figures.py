@@ -1,7 +1,7 @@
-"""Figures of query answers as PNG bytes: a grid of images, a scatter (or path) of 2-D points.
+"""Figures as PNG bytes: a grid of images, a scatter (or path) of 2-D points, training curves.
 
-Plain functions of numpy arrays, so any query can draw with them (training curves and
-heatmaps are meant to join them here). Images are drawn pixel for pixel with Pillow: an 8x8
+Plain functions of numpy arrays, so any query or route can draw with them (heatmaps are meant
+to join them here). Images are drawn pixel for pixel with Pillow: an 8x8
 digit needs no axes, only enlarging. Points are drawn with matplotlib's headless Agg canvas
 on a `Figure` of their own, never through pyplot, whose global state and GUI backends have no
 place in a server. The same input gives the same bytes: no timestamp or software version is
@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import math
 import threading
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from PIL import Image
@@ -108,5 +109,84 @@ def scatter_png(points: np.ndarray, title: str = "", *, path: bool = False) -> b
         figure.tight_layout()
         buffer = io.BytesIO()
         # No "Software" chunk (it names matplotlib's version): the same points, the same bytes.
+        figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+# -- training curves ---------------------------------------------------------------------------
+Series = tuple[Sequence[int], Sequence[float]]  # (steps, values) of one metric
+MAX_PANELS = 24  # metrics drawn at once: a wall of tiny panels helps no one
+PANEL_INCHES = (4.6, 3.0)
+
+
+def smooth(values: np.ndarray, weight: float) -> np.ndarray:
+    """TensorBoard's smoothing: an exponential moving average, debiased so that the first
+    points are not pulled towards 0 (Kingma & Ba 2015's bias correction); non-finite points
+    are skipped, and stay gaps."""
+    out = np.full(len(values), np.nan)
+    average, seen = 0.0, 0
+    for i, value in enumerate(values):
+        if not np.isfinite(value):
+            continue
+        seen += 1
+        average = weight * average + (1.0 - weight) * value
+        out[i] = average / (1.0 - weight**seen) if weight > 0 else value
+    return out
+
+
+def curves_png(
+    runs: Mapping[str, Mapping[str, Series]], *, smoothing: float = 0.6, title: str = ""
+) -> bytes:
+    """A PNG of training curves: one panel per metric name, one line per run (`runs`:
+    label -> {metric name -> (steps, values)}), the smoothed curve drawn over the raw one
+    faintly, steps on a shared scale per panel. With no points yet, a figure that says so
+    (a running job is drawn from its first report on)."""
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"smoothing is in [0, 1); got {smoothing}")
+    names = sorted({name for series in runs.values() for name in series})
+    if len(names) > MAX_PANELS:
+        raise ValueError(
+            f"{len(names)} metrics are too many for one figure (at most {MAX_PANELS}); "
+            "choose some with `name`"
+        )
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    columns = min(3, max(len(names), 1))
+    rows = max(1, math.ceil(len(names) / columns))
+    with _drawing:
+        figure = Figure(
+            figsize=(PANEL_INCHES[0] * columns, PANEL_INCHES[1] * rows + (0.4 if title else 0)),
+            dpi=DPI,
+        )
+        FigureCanvasAgg(figure)
+        if not names:
+            figure.text(0.5, 0.5, "no metrics reported yet", ha="center", va="center")
+        for i, name in enumerate(names):
+            axes = figure.add_subplot(rows, columns, i + 1)
+            for j, (label, series) in enumerate(runs.items()):
+                if name not in series:
+                    continue
+                steps = np.asarray(series[name][0], dtype=np.float64)
+                values = np.asarray(series[name][1], dtype=np.float64)
+                values = np.where(np.isfinite(values), values, np.nan)
+                colour = f"C{j % 10}"
+                if smoothing > 0 and len(values) > 2:
+                    axes.plot(steps, values, color=colour, alpha=0.25, linewidth=1)
+                    axes.plot(steps, smooth(values, smoothing), color=colour, linewidth=1.6,
+                              label=label)  # fmt: skip
+                else:
+                    axes.plot(steps, values, color=colour, linewidth=1.6, marker=".",
+                              markersize=4, label=label)  # fmt: skip
+            axes.set_title(name, fontsize="medium")
+            axes.set_xlabel("step")
+            axes.grid(True, linewidth=0.5, alpha=0.3)
+            axes.ticklabel_format(axis="both", style="sci", scilimits=(-3, 4))
+            if len(runs) > 1:
+                axes.legend(loc="best", fontsize="small")
+        if title:
+            figure.suptitle(title)
+        figure.tight_layout()
+        buffer = io.BytesIO()
         figure.savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()
