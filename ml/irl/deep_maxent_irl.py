@@ -11,8 +11,16 @@ demonstrations' and the soft policy's discounted visits,
     dJ/dr(s) = mu_E(s) - rho(s)
 
 back-propagated through the network, with weight decay (the paper's l1/l2 regularisation on
-phi) and Adam. The features are standardised (each column to mean 0, deviation 1 over the
-world's states), and the model keeps that scaling so that new feature vectors are read alike.
+phi) and Adam, and a Gaussian prior on the rewards themselves (`l2`, as linear MaxEnt's with
+one-hot features): sampled demonstrations on a world with chance have visits no policy
+reproduces exactly, the objective then has no maximum, and without the prior the network's
+rewards grow into the thousands (and the demonstrations' likelihood falls) while it chases
+them. With l2 0.001 on a 16x16 objectworld the rewards stay within about 50 and the EVD is
+lower than without it (64 demonstrations, seeds 0-2: 0.32, 0.26, 0.35 against 0.71, 0.17,
+0.49); on 32x32 it is lower with 64 demonstrations (0.59 against 0.75 on average) and higher
+with 4 (2.51 against 1.77): a prior trades what few demonstrations say for a bounded reward.
+The features are standardised (each column to mean 0, deviation 1 over the world's states),
+and the model keeps that scaling so that new feature vectors are read alike.
 
 Each iteration solves the soft-optimal policy of the current reward on the CPU (sparse
 products), then takes one gradient step through the network on `device`; a stop inside the
@@ -74,6 +82,15 @@ class DeepMaxEntIRLConfig(irl.IRLConfig):
         ge=0.0,
         le=1.0,
         description="L2 penalty on the network's weights (Wulfmeier et al.'s regulariser).",
+    )
+    l2: float = Field(
+        0.001,
+        ge=0.0,
+        le=100.0,
+        description="Weight of a Gaussian prior on the rewards themselves (l2/2 sum_s r(s)^2, "
+        "linear MaxEnt's prior with one-hot features): demonstrations whose visits no policy "
+        "reproduces exactly leave the max-ent objective without a maximum, and without it the "
+        "rewards grow without end.",
     )
     max_iterations: int = Field(
         200, ge=1, le=100_000, description="Gradient steps (one soft solve each)."
@@ -161,7 +178,7 @@ def train(
         r, reward = current_reward()
         irl.check_bounded(run.step, reward)
         solution = problem.solve(reward, interrupt)  # the network is unchanged until it ends
-        gap = problem.gap(solution).sum(axis=1)  # dJ/dr[s]
+        gap = problem.gap(solution).sum(axis=1) - config.l2 * reward[:, 0]  # dJ/dr[s], prior
         if problem.converged(solution, float(np.linalg.norm(gap))):
             break
         optimizer.zero_grad(set_to_none=True)

@@ -13,7 +13,8 @@ from pydantic import BaseModel, Field, model_validator
 
 from ml.core.errors import QueryError
 from ml.core.validation import MAX_BATCH, grid_states, observation_batch
-from ml.queries.base import NPY, REQUEST, Query, Vector, exposes, npy
+from ml.queries.base import NPY, PNG, REQUEST, Query, Vector, exposes, npy
+from ml.queries.figures import heatmap_png
 
 State = int | list[int]
 
@@ -350,14 +351,55 @@ VALUES = Query(
     summary="State values and policy of a tabular model",
     description="V(s) and the model's action in every state (or in the requested ones), "
     "with the terminal and wall masks and, for grids, V laid out on the grid. As .npy: the "
-    "values as a float64 array, in the world's shape for a whole table.",
+    "values as a float64 array, in the world's shape for a whole table; as PNG (a whole "
+    "table of a 2-D world): a heatmap of V with walls, terminal cells and the policy's "
+    "arrows.",
     request=ValuesRequest,
     response=ValuesResponse,
     needs=("V", "Q", "policy", "grid_shape", "layout", "action_names", "terminal", "wall"),
     run=values,
-    renderers={NPY: lambda r: npy(values_array(r))},
+    renderers={NPY: lambda r: npy(values_array(r)), PNG: lambda r: values_png(r)},
     examples=({}, {"states": [0, [1, 2]]}),
 )
+
+
+def whole_grid(shape: list[int] | None, states: Any, what: str) -> tuple[int, int]:
+    """The grid a heatmap is drawn on: a whole table of a 2-D world, or a QueryError."""
+    if states is not None or shape is None or len(shape) != 2:
+        raise QueryError(
+            f"a heatmap of {what} is drawn for the whole table of a 2-D world: ask without "
+            "states (GET), or for JSON",
+            field="format",
+        )
+    return shape[0], shape[1]
+
+
+def values_png(response: ValuesResponse) -> bytes:
+    """V on the grid, walls grey, terminal cells outlined, the policy's arrows."""
+    rows, cols = whole_grid(response.shape, response.states, "values")
+    return heatmap_png(
+        np.asarray(response.values).reshape(rows, cols),
+        title="V(s) and the policy",
+        wall=np.asarray(response.wall).reshape(rows, cols),
+        terminal=np.asarray(response.terminal).reshape(rows, cols),
+        policy=np.asarray(response.policy),
+        action_names=response.action_names,
+    )
+
+
+def rewards_png(response: RewardsResponse) -> bytes:
+    """The learned reward on the grid (the best action's, for a state-action reward), walls
+    of a map grey."""
+    given = None if response.shape is not None else "inputs"
+    rows, cols = whole_grid(response.shape, given, "rewards")
+    table = np.asarray(response.rewards, dtype=np.float64)
+    title = "learned reward r(s)"
+    if table.ndim == 2:
+        table, title = table.max(axis=1), "learned reward max_a r(s, a)"
+    wall = None
+    if response.layout is not None:
+        wall = np.array([[cell == "#" for cell in row] for row in response.layout])
+    return heatmap_png(table.reshape(rows, cols), title=title, wall=wall)
 
 
 def values_array(response: ValuesResponse) -> np.ndarray:
@@ -466,12 +508,16 @@ REWARDS = Query(
     description="The learned reward of the given states (indices or coordinates) or feature "
     "vectors: r(s), or for a state-action reward r(s, a) of the given actions or of every "
     "action; without inputs (GET) the whole table, laid out on the grid for a 2-D world. As "
-    ".npy: the rewards as a float64 array.",
+    ".npy: the rewards as a float64 array; as PNG (the whole table of a 2-D world): a "
+    "heatmap of the reward.",
     request=RewardsRequest,
     response=RewardsResponse,
     needs=("reward", "grid_shape", "layout"),
     run=rewards,
-    renderers={NPY: lambda r: npy(np.asarray(r.rewards, dtype=np.float64))},
+    renderers={
+        NPY: lambda r: npy(np.asarray(r.rewards, dtype=np.float64)),
+        PNG: lambda r: rewards_png(r),
+    },
     examples=(
         {"states": [0, [4, 4]]},
         {"features": [[0.5, 0.5, 0.25, 0.25, 0.25]]},

@@ -17,9 +17,13 @@ import io
 import math
 import threading
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:
+    from matplotlib.patches import Rectangle
 
 MIN_SIDE = 32  # pixels: smaller images are enlarged (nearest neighbour) to reach this
 PADDING = 2  # pixels between and around the images of a grid
@@ -190,3 +194,83 @@ def curves_png(
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()
+
+
+# -- grid heatmaps -----------------------------------------------------------------------------
+# Arrows per action name, as (d_col, d_row): a grid's own moves; other actions get none.
+ARROWS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
+MAX_ARROW_SIDE = 40  # arrows on grids up to this many cells a side (beyond: a blur of ink)
+MAX_LABEL_SIDE = 10  # each cell's number written on grids up to this side
+
+
+def heatmap_png(
+    values: np.ndarray,
+    *,
+    title: str,
+    wall: np.ndarray | None = None,
+    terminal: np.ndarray | None = None,
+    policy: np.ndarray | None = None,
+    action_names: Sequence[str] = (),
+) -> bytes:
+    """A PNG of per-cell values v[rows, cols] (a state value, a learned reward) with a colour
+    bar; walls dark grey, terminal cells outlined, and the policy's action in each other cell
+    as an arrow (for the actions that are moves). Small grids get each cell's number."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2 or 0 in v.shape:
+        raise ValueError(f"a heatmap needs values on a 2-D grid; got shape {list(v.shape)}")
+    rows, cols = v.shape
+    hidden = np.zeros_like(v, dtype=bool) if wall is None else np.asarray(wall, bool)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
+
+    side = min(9.0, max(3.5, 0.55 * max(rows, cols)))
+    with _drawing:
+        width, height = side * cols / max(rows, cols), side * rows / max(rows, cols)
+        figure = Figure(figsize=(width + 1.6, height + 0.8), dpi=DPI)
+        FigureCanvasAgg(figure)
+        axes = figure.add_subplot()
+        shown = np.ma.masked_array(np.nan_to_num(v), mask=hidden | ~np.isfinite(v))
+        image = axes.imshow(shown, cmap="viridis", interpolation="nearest")
+        if hidden.any():
+            walls = np.ma.masked_array(np.ones_like(v), mask=~hidden)
+            axes.imshow(walls, cmap=ListedColormap(["#3a3a3a"]), interpolation="nearest")
+        figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
+        ends = np.zeros_like(hidden) if terminal is None else np.asarray(terminal, bool)
+        for r, c in zip(*np.nonzero(ends & ~hidden), strict=True):
+            axes.add_patch(_cell_outline(r, c))
+        arrows = policy is not None and max(rows, cols) <= MAX_ARROW_SIDE
+        if arrows:
+            moves = [ARROWS.get(name, (0, 0)) for name in action_names]
+            chosen = np.asarray(policy).reshape(rows, cols)
+            d = np.array([moves[a] if 0 <= a < len(moves) else (0, 0) for a in chosen.ravel()])
+            keep = (~hidden & ~ends).ravel() & (np.abs(d).sum(axis=1) > 0)
+            r, c = np.divmod(np.flatnonzero(keep), cols)
+            axes.quiver(c, r, d[keep, 0], d[keep, 1], angles="xy", scale_units="xy", scale=2.2,
+                        pivot="middle", color="white", width=0.004, headwidth=4,
+                        headlength=4)  # fmt: skip
+        if max(rows, cols) <= MAX_LABEL_SIDE:
+            for (r, c), value in np.ndenumerate(v):
+                if not hidden[r, c] and np.isfinite(value):
+                    below = 0.3 if arrows else 0.0  # under the arrow
+                    low, high = float(np.nanmin(shown)), float(np.nanmax(shown))
+                    share = (value - low) / (high - low) if high > low else 0.0
+                    bright = share > 0.65  # viridis turns yellow: dark ink there
+                    axes.text(c, r + below, f"{value:.3g}", ha="center", va="center",
+                              fontsize="x-small", color="black" if bright else "white")  # fmt: skip
+        axes.set_xticks(range(cols) if cols <= 20 else [])
+        axes.set_yticks(range(rows) if rows <= 20 else [])
+        axes.set_xlabel("column")
+        axes.set_ylabel("row")
+        axes.set_title(title, fontsize="medium")
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _cell_outline(row: int, col: int) -> Rectangle:
+
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="#ff5050", linewidth=2)

@@ -72,3 +72,24 @@ def test_bad_curve_requests(shared_api: Api, runs: list[dict[str, Any]]) -> None
     assert body["field"] == "job" and "at most 8" in body["message"]
     body = shared_api.error("GET", "/v1/jobs/compare", 404, params={"job": [runs[0]["id"], "nope"]})
     assert body["code"] == "job_not_found"
+
+
+def test_grid_heatmaps_of_values_and_rewards(shared_api: Api) -> None:
+    """`values` and `rewards` answer a heatmap for the whole table of a 2-D world; a subset
+    of states, or a world that is not 2-D, is a 422 naming the format."""
+    solved = shared_api.train("value_iteration", {"env": {"layout": ["S.#", "..G"]}})
+    url = f"/v1/models/{solved['model_id']}/values"
+    figure = shared_api.client.get(url, headers={"Accept": "image/png"})
+    assert figure.status_code == 200 and png_size(figure.content)[0] > 200
+    body = shared_api.error("POST", url, 422, json={"states": [0]}, headers={"Accept": "image/png"})
+    assert body["field"] == "format" and "whole table of a 2-D world" in body["message"]
+    taxi = shared_api.train("value_iteration", {"env": {"kind": "taxi"}, "discount": 0.9})
+    body = shared_api.error(
+        "GET", f"/v1/models/{taxi['model_id']}/values", 422, params={"format": "png"}
+    )
+    assert body["field"] == "format"
+    learned = shared_api.train("maxent_irl")
+    reward = shared_api.client.get(
+        f"/v1/models/{learned['model_id']}/rewards", params={"format": "png"}
+    )
+    assert reward.status_code == 200 and png_size(reward.content)[0] > 200

@@ -37,7 +37,9 @@ def test_deep_reaches_a_lower_evd_than_linear_on_objectworld(seed: int) -> None:
     flat = linear(MaxEntIRLConfig(**config), seed=seed, hooks=NullHooks()).metadata["summary"]
     net = deep(DeepMaxEntIRLConfig(**config), seed=seed, hooks=NullHooks()).metadata["summary"]
     assert net["evd"] < flat["evd"]
-    assert net["evd"] < 0.8  # measured 0.71, 0.17, 0.49 against linear's 1.80, 2.20, 2.78
+    assert net["evd"] < 0.6  # measured 0.32, 0.26, 0.35 against linear's 1.80, 2.20, 2.78
+    # The prior on the rewards keeps them in scale, and the demonstrations likely.
+    assert net["nll"] < np.log(5)
 
 
 def test_the_network_answers_for_new_feature_vectors() -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ml.queries.figures import MAX_PANELS, curves_png, smooth
+from ml.queries.figures import MAX_PANELS, curves_png, heatmap_png, smooth
 
 
 def test_smoothing_is_a_debiased_moving_average() -> None:
@@ -42,3 +42,18 @@ def test_too_many_panels_or_a_bad_smoothing_are_refused() -> None:
         curves_png(many)
     with pytest.raises(ValueError, match="smoothing"):
         curves_png({}, smoothing=1.0)
+
+
+def test_heatmaps_draw_walls_ends_and_arrows_deterministically() -> None:
+    values = np.arange(6.0).reshape(2, 3)
+    wall = np.array([[False, True, False], [False, False, False]])
+    terminal = np.array([[False, False, True], [False, False, False]])
+    args = {"wall": wall, "terminal": terminal, "policy": np.array([2, 0, 0, 3, 3, 0])}
+    png = heatmap_png(values, title="V", action_names=["left", "down", "right", "up"], **args)
+    assert png == heatmap_png(
+        values, title="V", action_names=["left", "down", "right", "up"], **args
+    )
+    assert png != heatmap_png(values, title="V")  # the walls, ends and arrows are drawn
+    assert Image.open(io.BytesIO(png)).size[0] > 300
+    with pytest.raises(ValueError, match="2-D grid"):
+        heatmap_png(np.zeros(4), title="flat")
