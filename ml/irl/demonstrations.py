@@ -105,12 +105,14 @@ def absorbing(mdp: TabularMDP) -> sparse.csr_array:
     terminal = np.flatnonzero(mdp.terminal)
     if not len(terminal):
         return mdp.transitions
-    A = mdp.n_actions
-    P = mdp.transitions.tolil()
-    for s in terminal:
-        for a in range(A):
-            P.rows[s * A + a], P.data[s * A + a] = [int(s)], [1.0]
-    return sparse.csr_array(P)
+    A, S = mdp.n_actions, mdp.n_states
+    P = mdp.transitions.tocoo()
+    kept = ~mdp.terminal[P.row // A]  # entries of rows (s, a) whose s is not terminal
+    loops = np.repeat(terminal, A)  # s of every (s, a) row of a terminal state
+    rows = np.concatenate([P.row[kept], loops * A + np.tile(np.arange(A), len(terminal))])
+    cols = np.concatenate([P.col[kept], loops])
+    data = np.concatenate([P.data[kept], np.ones(len(loops))])
+    return sparse.csr_array((data, (rows, cols)), shape=(S * A, S))
 
 
 def sample_next(P: sparse.csr_array, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:

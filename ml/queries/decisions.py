@@ -482,6 +482,8 @@ def rewards(model: RewardTable, request: RewardsRequest) -> RewardsResponse:
     else:
         r = model.reward[grid_states(request.states or [], model.grid_shape)]
         field = "states"
+    if not np.all(np.isfinite(r)):
+        raise QueryError("the rewards of these inputs overflow", field=field)
     if request.actions is not None:
         if form == "state":
             raise QueryError(
@@ -497,8 +499,6 @@ def rewards(model: RewardTable, request: RewardsRequest) -> RewardsResponse:
         if chosen.min() < 0 or chosen.max() >= r.shape[1]:
             raise QueryError(f"actions are 0..{r.shape[1] - 1}", field="actions")
         return RewardsResponse(form=form, rewards=r[np.arange(len(r)), chosen].tolist())
-    if not np.all(np.isfinite(r)):
-        raise QueryError("the rewards of these inputs overflow", field=field)
     return RewardsResponse(form=form, rewards=r.tolist(), **per_action)
 
 

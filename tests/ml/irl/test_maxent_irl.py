@@ -238,3 +238,14 @@ def _json(value: Any) -> bytes:
     import json
 
     return json.dumps(value).encode()
+
+
+def test_terminal_states_become_absorbing_and_the_rest_stays() -> None:
+    from ml.irl.demonstrations import absorbing
+
+    mdp = build_grid(GridEnv(layout=["S.H", "..G"], slip=0.2))
+    P = absorbing(mdp).toarray().reshape(6, 4, 6)
+    np.testing.assert_allclose(P.sum(axis=2), 1.0)
+    for s in (2, 5):  # H and G: every action stays
+        np.testing.assert_array_equal(P[s], np.eye(6)[[s] * 4])
+    np.testing.assert_array_equal(P[[0, 1, 3, 4]], mdp.P[[0, 1, 3, 4]])
