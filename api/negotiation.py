@@ -16,7 +16,7 @@ from ml.queries import FORMATS, JSON
 Format = Annotated[
     str | None,
     Query(
-        description="Media type by name (json, npy, png), instead of an Accept header.",
+        description="Media type by name (json, npy, png, gif), instead of an Accept header.",
         pattern="^[a-z]+$",
         max_length=8,
     ),

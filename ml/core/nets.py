@@ -22,7 +22,21 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 
+ACTIVATION_CHOICES = (
+    "relu, leaky_relu (negative slope 0.01, PyTorch's default), tanh, sigmoid, gelu, elu, "
+    "selu or silu"
+)
+"""The `Activation` names for a config field's description, so every schema lists the same."""
+
+
 def activation(name: str) -> nn.Module:
+    """A fresh module for the activation `name` (one of `Activation`), with PyTorch's defaults.
+
+    `leaky_relu` keeps `nn.LeakyReLU`'s slope of 0.01 (Maas et al. 2013, "Rectifier
+    Nonlinearities Improve Neural Network Acoustic Models"): enough to keep a unit that is
+    off from dying, small enough to stay close to the ReLU the defaults were tuned with. A
+    network that wants another slope (DCGAN's discriminator, 0.2) builds its own module.
+    """
     try:
         return _ACTIVATIONS[name]()
     except KeyError:

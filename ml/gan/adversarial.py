@@ -50,7 +50,7 @@ from ml.core.health import Suspicion
 from ml.core.hooks import Hooks
 from ml.core.metadata import model_metadata
 from ml.core.model import TrainedModel
-from ml.core.nets import Activation
+from ml.core.nets import ACTIVATION_CHOICES, Activation
 from ml.core.optim import set_learning_rate
 from ml.core.schedules import linear
 from ml.core.seeding import (
@@ -62,6 +62,7 @@ from ml.core.seeding import (
     torch_rng,
 )
 from ml.core.training import KeepBest, Run
+from ml.explain.targets import Explained, Reshaped
 from ml.gan.datasets import (
     DatasetSpec,
     DigitsDataset,
@@ -155,7 +156,18 @@ class AdversarialConfig(BaseModel):
         max_length=8,
         description="Hidden layer widths of the discriminator (or critic).",
     )
-    activation: Activation = Field("relu", description="Hidden-layer activation of both networks.")
+    activation: Activation = Field(
+        "relu",
+        description=f"Hidden-layer activation of the generator (MLP or conv; its output is "
+        f"always linear for the MLP, tanh for the conv one) and of the MLP discriminator "
+        f"unless discriminator_activation is set: {ACTIVATION_CHOICES}.",
+    )
+    discriminator_activation: Activation | None = Field(
+        None,
+        description=f"Hidden-layer activation of the discriminator (critic) alone: "
+        f"{ACTIVATION_CHOICES}. null: the conv discriminator keeps DCGAN's LeakyReLU with "
+        f"slope 0.2 (Radford et al. 2015), the MLP one uses `activation`.",
+    )
     batch_size: int = Field(
         512,
         ge=2,
@@ -842,6 +854,26 @@ class AdversarialModel(TrainedModel):
         latents = torch.as_tensor(np.asarray(z, dtype=np.float32).reshape(-1, self.latent_dim))
         y = self.checked_labels(labels, len(latents))
         return decode(self.generator_for(which), latents, y)
+
+    def explained(self) -> Explained:
+        """The discriminator (critic) as explanations see it: samples in their own shape
+        ([C, H, W] for images) -> its raw score, the logit of D(x) for a minimax GAN (the
+        probability saturates where the discriminator is sure, and its gradient with it), a
+        critic's score for a Wasserstein GAN; a conditional model's takes labels too."""
+        if self.discriminator is None:
+            raise QueryError(
+                "this model file was saved without its discriminator; retrain it to explain it",
+                field="query",
+            )
+        return Explained(
+            forward=Reshaped(self.discriminator),
+            root=self.discriminator,
+            input_shape=self.sample_shape,
+            input_field="samples",
+            outputs=("logit D(x)" if self.scores == "probability" else "critic score",),
+            output_label="discriminator" if self.scores == "probability" else "critic",
+            classes=self.n_classes,
+        )
 
     def discriminate(
         self, x: np.ndarray, labels: Sequence[int] | np.ndarray | None = None

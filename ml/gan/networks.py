@@ -7,16 +7,17 @@ x [B, data_dim], a discriminator maps x [B, data_dim] (and labels [B]) to a scor
 the conv networks reshape to and from images [B, C, H, W] inside, so the loop, the metrics and
 the queries see images as rows of C*H*W pixels.
 
-- MLP (`architecture="mlp"`): Linear -> [BatchNorm] -> activation per hidden layer. An
+- MLP (`architecture="mlp"`): Linear -> [BatchNorm] -> activation per hidden layer (the
+  discriminator's is `discriminator_activation` when set, `activation` otherwise). An
   unconditional MLP is a plain `nn.Sequential`, as model files have always stored it.
 - Conv (`architecture="conv"`, Radford et al. 2015, DCGAN): the generator projects z to
   [generator_channels[0], 4, 4], then each transposed convolution (kernel 4, stride 2) doubles
   the size, with batch norm and `activation` (ReLU by default) between, tanh at the end (the
-  data is in [-1, 1]); the discriminator mirrors it with strided convolutions, LeakyReLU 0.2,
-  batch norm after every convolution but the first, and a linear score. Weights start from
-  N(0, 0.02) (batch norm's scales from N(1, 0.02)). Images must be square with a side of
-  4 * 2^k, 8 to 64 (8x8 digits, 16x16, 32x32, 64x64), grey or colour; k layers of each
-  net's channel list are used (the first k).
+  data is in [-1, 1]); the discriminator mirrors it with strided convolutions, LeakyReLU 0.2
+  (or `discriminator_activation`), batch norm after every convolution but the first, and a
+  linear score. Weights start from N(0, 0.02) (batch norm's scales from N(1, 0.02)). Images
+  must be square with a side of 4 * 2^k, 8 to 64 (8x8 digits, 16x16, 32x32, 64x64), grey or
+  colour; k layers of each net's channel list are used (the first k).
 - Conditioning (Mirza & Osindero 2014): a learned label embedding of `label_embedding_dim`
   numbers is concatenated to z in the generator, and to the discriminator's input (as
   constant planes beside the image's channels, for the conv discriminator).
@@ -158,7 +159,7 @@ class ConvDiscriminator(nn.Module):
             layers.append(nn.Conv2d(last, width, 4, 2, 1, bias=not norm))
             if norm:
                 layers.append(nn.BatchNorm2d(width))
-            layers.append(nn.LeakyReLU(0.2))
+            layers.append(discriminator_activation(config, conv=True))
             last = width
         layers += [nn.Flatten(), nn.Linear(last * 16, 1)]
         self.body = nn.Sequential(*layers)
@@ -172,6 +173,16 @@ class ConvDiscriminator(nn.Module):
             planes = planes.expand(-1, -1, self.shape[1], self.shape[2])
             images = torch.cat([images, planes], dim=1)
         return self.body(images)
+
+
+def discriminator_activation(config: AdversarialConfig, *, conv: bool) -> nn.Module:
+    """The discriminator's hidden activation: `discriminator_activation` when the config sets
+    it; otherwise DCGAN's LeakyReLU with slope 0.2 in the conv discriminator (Radford et al.
+    2015, Section 3: they found the leaky rectifier "to work well" there, while the generator
+    uses ReLU) and the shared `activation` in the MLP one, as models have always been built."""
+    if config.discriminator_activation is not None:
+        return activation(config.discriminator_activation)
+    return nn.LeakyReLU(0.2) if conv else activation(config.activation)
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -213,7 +224,8 @@ def make_discriminator(
     if uses_conv(config, shape):
         return ConvDiscriminator(config, shape, n_classes)
     extra = config.label_embedding_dim if n_classes is not None else 0
-    net = mlp(math.prod(shape) + extra, config.discriminator_hidden, 1, act=config.activation)
+    act = config.discriminator_activation or config.activation
+    net = mlp(math.prod(shape) + extra, config.discriminator_hidden, 1, act=act)
     return net if n_classes is None else Conditioned(net, n_classes, config.label_embedding_dim)
 
 

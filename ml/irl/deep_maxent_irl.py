@@ -41,7 +41,7 @@ from pydantic import Field
 from ml.core.algorithm import Algorithm
 from ml.core.cost import TRAIN, Cost
 from ml.core.hooks import Hooks
-from ml.core.nets import Activation
+from ml.core.nets import ACTIVATION_CHOICES, Activation
 from ml.core.optim import adam
 from ml.core.seeding import resolve_device, seeded_torch
 from ml.core.training import Run
@@ -75,7 +75,11 @@ class DeepMaxEntIRLConfig(irl.IRLConfig):
         max_length=6,
         description="Widths of the reward network's hidden layers.",
     )
-    activation: Activation = Field("relu", description="Between the hidden layers.")
+    activation: Activation = Field(
+        "relu",
+        description=f"Hidden-layer activation of the reward network (the reward itself is "
+        f"linear): {ACTIVATION_CHOICES}.",
+    )
     learning_rate: float = Field(0.01, gt=0.0, le=1.0, description="Adam's step size.")
     weight_decay: float = Field(
         1e-3,

@@ -17,6 +17,7 @@ import torch
 
 from ml.core.errors import QueryError
 from ml.core.nets import mlp
+from ml.explain.targets import Explained
 from ml.tabular.models import TabularValueModel, table_arrays
 
 
@@ -99,6 +100,20 @@ class MaxEntIRLModel(RewardModel):
             )
         return self.check_features(features) @ self.theta
 
+    def explained(self) -> Explained:
+        """r = f . theta as a linear layer of the features (its gradient is theta, and its
+        integrated gradients from zero are f * theta, each feature's share of the reward)."""
+        if self.theta is None or self.theta.ndim != 1:
+            raise QueryError(
+                "explanations need a state reward of feature vectors; this model "
+                + ("was saved without its weights" if self.theta is None else "rewards actions"),
+                field="query",
+            )
+        layer = torch.nn.Linear(len(self.theta), 1, bias=False)
+        with torch.no_grad():
+            layer.weight.copy_(torch.as_tensor(self.theta, dtype=torch.float32)[None, :])
+        return reward_explained(self, layer, layer)
+
     def state(self) -> dict[str, Any]:
         state = super().state()
         if self.theta is not None:
@@ -135,6 +150,10 @@ class DeepMaxEntIRLModel(RewardModel):
             out = self.network(torch.as_tensor(x, dtype=torch.float32))[:, 0]
         return out.double().numpy()
 
+    def explained(self) -> Explained:
+        """The reward network of raw features (standardised inside, as in training)."""
+        return reward_explained(self, Standardised(self.network, self.mean, self.std), self.network)
+
     def state(self) -> dict[str, Any]:
         return {
             **super().state(),
@@ -157,6 +176,34 @@ class DeepMaxEntIRLModel(RewardModel):
             std=state["std"].double().numpy(),
             **_reward_arrays(state),
         )
+
+
+class Standardised(torch.nn.Module):
+    """features f[B, k] -> network((f - mean) / std)."""
+
+    def __init__(self, network: torch.nn.Module, mean: np.ndarray, std: np.ndarray) -> None:
+        super().__init__()
+        self.network = network
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        mean, std = self.get_buffer("mean"), self.get_buffer("std")
+        return self.network((features - mean) / std)
+
+
+def reward_explained(
+    model: RewardModel, forward: torch.nn.Module, root: torch.nn.Module
+) -> Explained:
+    """A reward of state features, as explanations see it."""
+    return Explained(
+        forward=forward,
+        root=root,
+        input_shape=(model.n_features,),
+        input_field="features",
+        outputs=("reward",),
+        output_label="learned reward",
+    )
 
 
 def reward_network(n_features: int, hidden: list[int], activation: str) -> torch.nn.Sequential:

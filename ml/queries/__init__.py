@@ -10,10 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from ml.core.model import model_kinds
-from ml.queries.base import FORMATS, JSON, NPY, PNG, Query, exposes
+from ml.queries.base import FORMATS, GIF, JSON, NPY, PNG, Query, exposes
+from ml.queries.confusion import CONFUSION_MATRIX
 from ml.queries.decisions import ACTIONS, Q_VALUES, REWARDS, VALUES
 from ml.queries.evaluation import EVALUATE
+from ml.queries.explanations import ACTIVATIONS, EMBEDDING, GRAD_CAM, SALIENCY
 from ml.queries.generative import DISCRIMINATOR, DISCRIMINATOR_SCORES, INTERPOLATIONS, SAMPLES
+from ml.queries.gradient_flow import GRADIENT_FLOW
+from ml.queries.render import RENDER
 from ml.queries.rollouts import ROLLOUTS
 
 QUERIES: dict[str, Query[Any, Any]] = {
@@ -29,6 +33,13 @@ QUERIES: dict[str, Query[Any, Any]] = {
         REWARDS,
         EVALUATE,
         ROLLOUTS,
+        RENDER,
+        SALIENCY,
+        GRAD_CAM,
+        ACTIVATIONS,
+        EMBEDDING,
+        CONFUSION_MATRIX,
+        GRADIENT_FLOW,
     )
 }
 
@@ -61,6 +72,7 @@ def queries_for_kind(kind: str) -> tuple[str, ...]:
 
 __all__ = [
     "FORMATS",
+    "GIF",
     "JSON",
     "NPY",
     "PNG",

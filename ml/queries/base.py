@@ -27,8 +27,9 @@ from ml.core.model import TrainedModel
 JSON = "application/json"
 NPY = "application/x-npy"
 PNG = "image/png"
+GIF = "image/gif"  # animated: an episode's frames (`render`)
 # What `?format=` accepts, and the media type each stands for.
-FORMATS = {"json": JSON, "npy": NPY, "png": PNG}
+FORMATS = {"json": JSON, "npy": NPY, "png": PNG, "gif": GIF}
 
 # Every request model's config: JSON's types, strictly (`"5"` and `true` are no numbers, `1`
 # is a fine float), no NaN or infinity, no field it does not declare.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal, Protocol, cast
 
 import numpy as np
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, model_validator
 
 from ml.core.errors import QueryError
 from ml.core.validation import MAX_BATCH, grid_states, observation_batch
@@ -399,7 +399,10 @@ def rewards_png(response: RewardsResponse) -> bytes:
     wall = None
     if response.layout is not None:
         wall = np.array([[cell == "#" for cell in row] for row in response.layout])
-    return heatmap_png(table.reshape(rows, cols), title=title, wall=wall)
+    beside = None
+    if response.true_rewards is not None:
+        beside = (np.asarray(response.true_rewards), "the world's reward r(s)")
+    return heatmap_png(table.reshape(rows, cols), title=title, wall=wall, beside=beside)
 
 
 def values_array(response: ValuesResponse) -> np.ndarray:
@@ -455,6 +458,27 @@ class RewardsResponse(BaseModel):
     )
     shape: list[int] | None = Field(None, description="How the whole table's states lay out.")
     layout: list[str] | None = Field(None, description="The map of a grid world.")
+    true_rewards: list[float] | None = Field(
+        None,
+        description="With the whole table: the world's own reward r(s) (what an expert "
+        "demonstrates), state by state, when the model's world can be rebuilt from its "
+        "config (not an uploaded MDP). A learned reward matches it only up to shaping and "
+        "scale: compare shapes, not numbers.",
+    )
+
+
+def world_reward(model: Any) -> np.ndarray | None:
+    """r[s] of the world the model was learned on, rebuilt from its config; None when the
+    config names no world that can be rebuilt (an uploaded MDP is not kept with models)."""
+    from ml.tabular.worlds import EnvSpec, MDPEnv, build_mdp
+
+    env = model.metadata.get("config", {}).get("env")
+    if env is None:
+        return None
+    spec = TypeAdapter(EnvSpec).validate_python(env)
+    if isinstance(spec, MDPEnv):
+        return None
+    return np.asarray(build_mdp(spec).state_reward, dtype=np.float64)
 
 
 def rewards(model: RewardTable, request: RewardsRequest) -> RewardsResponse:
@@ -472,9 +496,11 @@ def rewards(model: RewardTable, request: RewardsRequest) -> RewardsResponse:
             grid = model.reward.reshape(model.grid_shape).tolist()
         shape, layout = list(model.grid_shape), model.layout
         table = model.reward.tolist()
+        truth = world_reward(model)
         return RewardsResponse(
-            form=form, rewards=table, grid=grid, shape=shape, layout=layout, **per_action
-        )
+            form=form, rewards=table, grid=grid, shape=shape, layout=layout, **per_action,
+            true_rewards=None if truth is None else truth.tolist(),
+        )  # fmt: skip
     if request.features is not None:
         x = np.asarray(request.features, dtype=np.float64)  # x[B, k]
         r = np.asarray(model.reward_of_features(x), dtype=np.float64)

@@ -23,6 +23,8 @@ import numpy as np
 from PIL import Image
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
 MIN_SIDE = 32  # pixels: smaller images are enlarged (nearest neighbour) to reach this
@@ -36,7 +38,7 @@ DPI = 100
 
 # matplotlib does not promise thread safety (its font cache, its text layout), and the API
 # answers queries from a thread pool: one figure is drawn at a time.
-_drawing = threading.Lock()
+drawing_lock = threading.Lock()
 
 
 def to_pixels(images: np.ndarray) -> np.ndarray:
@@ -93,7 +95,7 @@ def scatter_png(points: np.ndarray, title: str = "", *, path: bool = False) -> b
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    with _drawing:
+    with drawing_lock:
         figure = Figure(figsize=(FIGURE_INCHES, FIGURE_INCHES), dpi=DPI)
         FigureCanvasAgg(figure)
         axes = figure.add_subplot()
@@ -158,7 +160,7 @@ def curves_png(
 
     columns = min(3, max(len(names), 1))
     rows = max(1, math.ceil(len(names) / columns))
-    with _drawing:
+    with drawing_lock:
         figure = Figure(
             figsize=(PANEL_INCHES[0] * columns, PANEL_INCHES[1] * rows + (0.4 if title else 0)),
             dpi=DPI,
@@ -211,62 +213,83 @@ def heatmap_png(
     terminal: np.ndarray | None = None,
     policy: np.ndarray | None = None,
     action_names: Sequence[str] = (),
+    beside: tuple[np.ndarray, str] | None = None,
 ) -> bytes:
     """A PNG of per-cell values v[rows, cols] (a state value, a learned reward) with a colour
     bar; walls dark grey, terminal cells outlined, and the policy's action in each other cell
-    as an arrow (for the actions that are moves). Small grids get each cell's number."""
+    as an arrow (for the actions that are moves). Small grids get each cell's number. With
+    `beside` (values and title), a second grid drawn the same way to its right, on its own
+    colour scale (a learned reward beside the true one: equal only up to shaping and scale)."""
     v = np.asarray(values, dtype=np.float64)
     if v.ndim != 2 or 0 in v.shape:
         raise ValueError(f"a heatmap needs values on a 2-D grid; got shape {list(v.shape)}")
     rows, cols = v.shape
-    hidden = np.zeros_like(v, dtype=bool) if wall is None else np.asarray(wall, bool)
+    panels = [(v, title)]
+    if beside is not None:
+        panels.append((np.asarray(beside[0], dtype=np.float64).reshape(rows, cols), beside[1]))
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.colors import ListedColormap
     from matplotlib.figure import Figure
 
     side = min(9.0, max(3.5, 0.55 * max(rows, cols)))
-    with _drawing:
+    with drawing_lock:
         width, height = side * cols / max(rows, cols), side * rows / max(rows, cols)
-        figure = Figure(figsize=(width + 1.6, height + 0.8), dpi=DPI)
+        figure = Figure(figsize=((width + 1.6) * len(panels), height + 0.8), dpi=DPI)
         FigureCanvasAgg(figure)
-        axes = figure.add_subplot()
-        shown = np.ma.masked_array(np.nan_to_num(v), mask=hidden | ~np.isfinite(v))
-        image = axes.imshow(shown, cmap="viridis", interpolation="nearest")
-        if hidden.any():
-            walls = np.ma.masked_array(np.ones_like(v), mask=~hidden)
-            axes.imshow(walls, cmap=ListedColormap(["#3a3a3a"]), interpolation="nearest")
-        figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
-        ends = np.zeros_like(hidden) if terminal is None else np.asarray(terminal, bool)
-        for r, c in zip(*np.nonzero(ends & ~hidden), strict=True):
-            axes.add_patch(_cell_outline(r, c))
-        arrows = policy is not None and max(rows, cols) <= MAX_ARROW_SIDE
-        if arrows:
-            moves = [ARROWS.get(name, (0, 0)) for name in action_names]
-            chosen = np.asarray(policy).reshape(rows, cols)
-            d = np.array([moves[a] if 0 <= a < len(moves) else (0, 0) for a in chosen.ravel()])
-            keep = (~hidden & ~ends).ravel() & (np.abs(d).sum(axis=1) > 0)
-            r, c = np.divmod(np.flatnonzero(keep), cols)
-            axes.quiver(c, r, d[keep, 0], d[keep, 1], angles="xy", scale_units="xy", scale=2.2,
-                        pivot="middle", color="white", width=0.004, headwidth=4,
-                        headlength=4)  # fmt: skip
-        if max(rows, cols) <= MAX_LABEL_SIDE:
-            for (r, c), value in np.ndenumerate(v):
-                if not hidden[r, c] and np.isfinite(value):
-                    below = 0.3 if arrows else 0.0  # under the arrow
-                    low, high = float(np.nanmin(shown)), float(np.nanmax(shown))
-                    share = (value - low) / (high - low) if high > low else 0.0
-                    bright = share > 0.65  # viridis turns yellow: dark ink there
-                    axes.text(c, r + below, f"{value:.3g}", ha="center", va="center",
-                              fontsize="x-small", color="black" if bright else "white")  # fmt: skip
-        axes.set_xticks(range(cols) if cols <= 20 else [])
-        axes.set_yticks(range(rows) if rows <= 20 else [])
-        axes.set_xlabel("column")
-        axes.set_ylabel("row")
-        axes.set_title(title, fontsize="medium")
+        for i, (shown_values, shown_title) in enumerate(panels):
+            axes = figure.add_subplot(1, len(panels), i + 1)
+            _heatmap(figure, axes, shown_values, wall, terminal, policy, action_names)
+            axes.set_title(shown_title, fontsize="medium")
         figure.tight_layout()
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()
+
+
+def _heatmap(
+    figure: Figure,
+    axes: Axes,
+    v: np.ndarray,
+    wall: np.ndarray | None,
+    terminal: np.ndarray | None,
+    policy: np.ndarray | None,
+    action_names: Sequence[str],
+) -> None:
+    from matplotlib.colors import ListedColormap
+
+    rows, cols = v.shape
+    hidden = np.zeros_like(v, dtype=bool) if wall is None else np.asarray(wall, bool)
+    shown = np.ma.masked_array(np.nan_to_num(v), mask=hidden | ~np.isfinite(v))
+    image = axes.imshow(shown, cmap="viridis", interpolation="nearest")
+    if hidden.any():
+        walls = np.ma.masked_array(np.ones_like(v), mask=~hidden)
+        axes.imshow(walls, cmap=ListedColormap(["#3a3a3a"]), interpolation="nearest")
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
+    ends = np.zeros_like(hidden) if terminal is None else np.asarray(terminal, bool)
+    for r, c in zip(*np.nonzero(ends & ~hidden), strict=True):
+        axes.add_patch(_cell_outline(r, c))
+    arrows = policy is not None and max(rows, cols) <= MAX_ARROW_SIDE
+    if arrows:
+        moves = [ARROWS.get(name, (0, 0)) for name in action_names]
+        chosen = np.asarray(policy).reshape(rows, cols)
+        d = np.array([moves[a] if 0 <= a < len(moves) else (0, 0) for a in chosen.ravel()])
+        keep = (~hidden & ~ends).ravel() & (np.abs(d).sum(axis=1) > 0)
+        r, c = np.divmod(np.flatnonzero(keep), cols)
+        axes.quiver(c, r, d[keep, 0], d[keep, 1], angles="xy", scale_units="xy", scale=2.2,
+                    pivot="middle", color="white", width=0.004, headwidth=4,
+                    headlength=4)  # fmt: skip
+    if max(rows, cols) <= MAX_LABEL_SIDE:
+        low, high = float(np.nanmin(shown)), float(np.nanmax(shown))
+        for (r, c), value in np.ndenumerate(v):
+            if not hidden[r, c] and np.isfinite(value):
+                below = 0.3 if arrows else 0.0  # under the arrow
+                share = (value - low) / (high - low) if high > low else 0.0
+                bright = share > 0.65  # viridis turns yellow: dark ink there
+                axes.text(c, r + below, f"{value:.3g}", ha="center", va="center",
+                          fontsize="x-small", color="black" if bright else "white")  # fmt: skip
+    axes.set_xticks(range(cols) if cols <= 20 else [])
+    axes.set_yticks(range(rows) if rows <= 20 else [])
+    axes.set_xlabel("column")
+    axes.set_ylabel("row")
 
 
 def _cell_outline(row: int, col: int) -> Rectangle:

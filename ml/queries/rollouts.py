@@ -16,7 +16,9 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from ml.core.errors import QueryError
 from ml.queries.base import REQUEST, Query, SavedDataset, exposes
+from ml.rl.envs import PolicyFn
 from ml.rl.rollouts import Rollouts, play, play_tabular
+from ml.tabular.mdp import TabularMDP
 
 MAX_EPISODES = 100
 MAX_TABULAR_STEPS = 10_000
@@ -66,31 +68,35 @@ class RolloutsResponse(BaseModel):
     )
 
 
-def _policy_fn(model: Any) -> Any:
+def policy_of(model: Any) -> PolicyFn:
+    """The policy an environment model plays by: its actor (without noise), or greedy in its
+    Q-function."""
     if exposes(type(model), "act"):
         return lambda observations: model.act(observations)
     return lambda observations: model.q_function(observations).argmax(axis=1)
 
 
-def _tabular(model: Any, request: RolloutsRequest) -> Rollouts:
+def world_of(model: Any, what: str = "roll out") -> TabularMDP:
+    """A tabular model's world, rebuilt from its config; `what` the model then cannot do when
+    the world is an uploaded MDP (not kept with the model)."""
     from ml.tabular.worlds import EnvSpec, MDPEnv, build_mdp
 
     env = TypeAdapter(EnvSpec).validate_python(model.metadata["config"]["env"])
     if isinstance(env, MDPEnv):
         raise QueryError(
             "this model's world is an uploaded MDP, which the model does not keep: it cannot "
-            "roll out; sample the MDP with its dataset instead",
+            f"{what}; sample the MDP with its dataset instead",
             field="model",
         )
-    mdp = build_mdp(env)
-    return play_tabular(mdp, model.policy, request.episodes, request.seed, request.max_steps)
+    return build_mdp(env)
 
 
 def rollouts_of(model: Any, request: RolloutsRequest) -> Rollouts:
     """The episodes a request asks for."""
     if exposes(type(model), "grid_shape"):
-        return _tabular(model, request)
-    return play(_policy_fn(model), str(model.env_id), request.episodes, request.seed)
+        mdp = world_of(model)
+        return play_tabular(mdp, model.policy, request.episodes, request.seed, request.max_steps)
+    return play(policy_of(model), str(model.env_id), request.episodes, request.seed)
 
 
 def rollouts(model: Any, request: RolloutsRequest) -> RolloutsResponse:

@@ -86,13 +86,15 @@ from ml.core.cost import CALL_OVERHEAD, FORWARD, TRAIN, UPDATE_OVERHEAD, Cost, m
 from ml.core.health import Suspicion
 from ml.core.hooks import Hooks
 from ml.core.metadata import model_metadata
-from ml.core.nets import Activation, activation, mlp, polyak_update
+from ml.core.nets import ACTIVATION_CHOICES, Activation, activation, mlp, polyak_update
 from ml.core.optim import adam
 from ml.core.schedules import linear
 from ml.core.seeding import Stream, derived_seed, numpy_rng, resolve_device, seeded_torch
 from ml.core.training import Interrupt, KeepBest, Run, never
+from ml.explain.targets import Explained
 from ml.rl import health
 from ml.rl.models import DiscreteActionModel
+from ml.rl.names import action_names, observation_names
 from ml.rl.prioritized import PrioritizedReplayBuffer
 from ml.rl.replay import Batch, NStepWriter, ReplayBuffer
 from ml.rl.vector import DiscreteSpaces, DQNEnvId, VectorEnv, VectorStep, evaluate, spaces_of
@@ -219,7 +221,12 @@ class DQNConfig(BaseModel):
         max_length=8,
         description="Hidden layer widths of the Q-network (its dense head with 'conv').",
     )
-    activation: Activation = Field("relu", description="Hidden-layer activation.")
+    activation: Activation = Field(
+        "relu",
+        description=f"Activation of the Q-network, after each convolution (network='conv') "
+        f"and each hidden dense layer, the dueling streams' shared features included; the "
+        f"Q-values themselves are linear: {ACTIVATION_CHOICES}.",
+    )
     double_dqn: bool = Field(True, description="Double DQN targets (van Hasselt et al. 2016).")
     dueling: bool = Field(False, description="Dueling value/advantage heads (Wang et al. 2016).")
     max_grad_norm: float = Field(
@@ -775,6 +782,20 @@ class DQNModel(DiscreteActionModel):
         x = torch.as_tensor(np.asarray(observations, dtype=np.float32))
         with torch.no_grad():
             return self.q_network(x.reshape(-1, self.observation_dim)).numpy()
+
+    def explained(self) -> Explained:
+        """The Q-network as explanations see it: observations (images [C, H, W] for the
+        convolutional network) -> Q-value per action."""
+        shape = self.shapes.get("observation_shape") or [self.observation_dim]
+        return Explained(
+            forward=self.q_network,
+            root=self.q_network,
+            input_shape=tuple(int(d) for d in shape),
+            input_field="observations",
+            outputs=action_names(self.env_id, self.n_actions),
+            output_label="Q-value",
+            input_names=observation_names(self.env_id, self.observation_dim),
+        )
 
     def evaluate_policy(self, episodes: int, seed: int) -> list[float]:
         """Undiscounted returns of the greedy policy in `episodes` fresh episodes, episode i

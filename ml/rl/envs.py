@@ -47,16 +47,18 @@ class EnvSpaces:
     max_episode_steps: int  # Gymnasium's time limit
 
 
-def make_env(env_id: str) -> gym.Env:
+def make_env(env_id: str, render_mode: str | None = None) -> gym.Env:
     """A fresh environment with Gymnasium's usual time limit (500 steps for CartPole-v1).
 
     Seed it through `env.reset(seed=...)`; it is not seeded here so callers decide.
+    `render_mode` ("rgb_array") is passed only when given: an environment that cannot render
+    (car on the hill) takes no such argument.
     """
     if env_id not in ENV_IDS:
         raise ConfigError(
             f"unknown environment {env_id!r}; choose from {', '.join(ENV_IDS)}", field="env_id"
         )
-    return gym.make(env_id)
+    return gym.make(env_id) if render_mode is None else gym.make(env_id, render_mode=render_mode)
 
 
 def env_spaces(env_id: str) -> EnvSpaces:

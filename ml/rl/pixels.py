@@ -14,6 +14,9 @@ read positions from the picture, which convolutions (translation-equivariant) do
 
 Importing this module registers the wrapped room with Gymnasium as `PixelGridWorld-v0`
 (50-step time limit), so `gymnasium.make("PixelGridWorld-v0")` creates it like any other.
+With `render_mode="rgb_array"`, `render()` draws the room for people (the `render` query's
+animations): cells of at least `MIN_RENDER_WIDTH / size` pixels, the goal green, the agent a
+dot, as `ml.tabular.render` draws the tabular grid worlds; observations stay the tiny planes.
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ from typing import Any, Literal, get_args
 import gymnasium as gym
 import numpy as np
 
+from ml.tabular.render import FREE, GOAL, draw_agent, draw_cells
+
 PixelEnvId = Literal["PixelGridWorld-v0"]
 PIXEL_ENV_IDS: tuple[str, ...] = get_args(PixelEnvId)
 
 GOAL_REWARD = 1.0
 STEP_COST = 0.01
 MAX_EPISODE_STEPS = 50
+MIN_RENDER_WIDTH = 160  # pixels: a rendered room is at least this wide
 # Row and column change of each action: up, right, down, left.
 MOVES = np.array([[-1, 0], [0, 1], [1, 0], [0, -1]], dtype=np.int64)
 
@@ -36,12 +42,15 @@ MOVES = np.array([[-1, 0], [0, 1], [1, 0], [0, -1]], dtype=np.int64)
 class GridWorldEnv(gym.Env[np.ndarray, int]):
     """An open size x size room with a goal; state (agent_row, agent_col, goal_row, goal_col)."""
 
-    metadata: dict[str, Any] = {"render_modes": []}
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 4}
 
-    def __init__(self, size: int = 5) -> None:
+    def __init__(self, size: int = 5, render_mode: str | None = None) -> None:
         if size < 2:
             raise ValueError("the room needs at least 2 x 2 cells")
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"the room renders as 'rgb_array', not {render_mode!r}")
         self.size = size
+        self.render_mode = render_mode
         self.observation_space = gym.spaces.Box(0, size - 1, shape=(4,), dtype=np.int64)
         self.action_space = gym.spaces.Discrete(len(MOVES))  # type: ignore[assignment]
         self._agent = np.zeros(2, dtype=np.int64)
@@ -65,6 +74,15 @@ class GridWorldEnv(gym.Env[np.ndarray, int]):
         reward = GOAL_REWARD if reached else -STEP_COST
         return self._state(), reward, reached, False, {}
 
+    def render(self) -> np.ndarray | None:
+        """The room as pixels [H, W, 3] uint8 (`render_mode="rgb_array"`; None without)."""
+        if self.render_mode != "rgb_array":
+            return None
+        cell = max(4, -(-MIN_RENDER_WIDTH // self.size))  # ceil: at least MIN_RENDER_WIDTH
+        colours = np.full((self.size, self.size, 3), FREE, dtype=np.uint8)
+        colours[self._goal[0], self._goal[1]] = GOAL
+        return draw_agent(draw_cells(colours, cell), cell, int(self._agent[0]), int(self._agent[1]))
+
 
 class GridImage(gym.ObservationWrapper[np.ndarray, int, np.ndarray]):
     """Renders a grid state (row, col pairs, one per object) as planes [C, H, W] float32."""
@@ -85,9 +103,11 @@ class GridImage(gym.ObservationWrapper[np.ndarray, int, np.ndarray]):
         return image
 
 
-def make_pixel_grid_world(size: int = 5) -> gym.Env[np.ndarray, int]:
+def make_pixel_grid_world(
+    size: int = 5, render_mode: str | None = None
+) -> gym.Env[np.ndarray, int]:
     """The room of `size` x `size` cells seen as a [2, size, size] image."""
-    return GridImage(GridWorldEnv(size), size)
+    return GridImage(GridWorldEnv(size, render_mode), size)
 
 
 if "PixelGridWorld-v0" not in gym.registry:

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal, Protocol
 import numpy as np
 import torch
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from scipy.special import expit
 from sklearn.ensemble import (
     ExtraTreesRegressor,
     GradientBoostingRegressor,
@@ -86,10 +87,16 @@ class GradientBoosting(BaseModel):
     )
 
 
+MLPActivation = Literal["relu", "tanh", "sigmoid"]
+"""The hidden activations scikit-learn's `MLPRegressor` offers (its 'logistic' is sigmoid)."""
+
+_SKLEARN_ACTIVATION: dict[str, str] = {"relu": "relu", "tanh": "tanh", "sigmoid": "logistic"}
+
+
 class MLP(BaseModel):
-    """A small multi-layer perceptron (scikit-learn's, ReLU, Adam), on standardized inputs
-    and targets, refitted from scratch at each iteration as in Riedmiller 2005 ("Neural
-    Fitted Q Iteration")."""
+    """A small multi-layer perceptron (scikit-learn's, Adam), on standardized inputs and
+    targets, refitted from scratch at each iteration as in Riedmiller 2005 ("Neural Fitted Q
+    Iteration", whose network used sigmoids; ReLU is the default here, as it has been)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -104,6 +111,11 @@ class MLP(BaseModel):
     learning_rate: float = Field(1e-3, gt=0.0, le=1.0, description="Adam step size.")
     batch_size: int = Field(256, ge=1, le=65_536, description="Samples per gradient step.")
     alpha: float = Field(1e-4, ge=0.0, le=10.0, description="L2 penalty.")
+    activation: MLPActivation = Field(
+        "relu",
+        description="Hidden-layer activation (the output is linear): relu, tanh or sigmoid, "
+        "the ones scikit-learn's MLPRegressor, which fits this network, offers.",
+    )
 
 
 def _named_regressor(value: Any) -> Any:
@@ -302,8 +314,9 @@ class TreeEnsemble:
 
 
 class MLPNet:
-    """A ReLU multi-layer perceptron with its input and target standardization:
-    prediction(x) = y_mean + y_scale * net((x - x_mean) / x_scale)."""
+    """A multi-layer perceptron (ReLU, tanh or sigmoid hidden layers, a linear output) with
+    its input and target standardization: prediction(x) = y_mean + y_scale * net((x - x_mean)
+    / x_scale). A model file from before the activation was stored holds a ReLU network."""
 
     def __init__(
         self,
@@ -314,8 +327,12 @@ class MLPNet:
         x_scale: np.ndarray,  # [F]
         y_mean: float,
         y_scale: float,
+        activation: MLPActivation = "relu",
     ) -> None:
+        if activation not in _SKLEARN_ACTIVATION:
+            raise ArtifactError(f"unknown MLP activation {str(activation)[:32]!r}")
         self.weights, self.biases = weights, biases
+        self.activation: MLPActivation = activation
         self.x_mean, self.x_scale = x_mean, x_scale
         self.y_mean, self.y_scale = float(y_mean), float(y_scale)
 
@@ -324,12 +341,21 @@ class MLPNet:
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             h = h @ w + b
             if i < len(self.weights) - 1:
-                h = np.maximum(h, 0.0)
+                h = self._activate(h)
         return self.y_mean + self.y_scale * h[:, 0]
+
+    def _activate(self, h: np.ndarray) -> np.ndarray:
+        """The hidden activation, computed as scikit-learn computes it."""
+        if self.activation == "tanh":
+            return np.tanh(h)
+        if self.activation == "sigmoid":
+            return np.asarray(expit(h))
+        return np.maximum(h, 0.0)
 
     def state(self) -> dict[str, Any]:
         return {
             "kind": "mlp",
+            "activation": self.activation,
             "weights": [torch.from_numpy(w) for w in self.weights],
             "biases": [torch.from_numpy(b) for b in self.biases],
             "x_mean": torch.from_numpy(self.x_mean),
@@ -347,6 +373,7 @@ class MLPNet:
             x_scale=_numpy(state["x_scale"]).astype(np.float64),
             y_mean=float(state["y_mean"]),
             y_scale=float(state["y_scale"]),
+            activation=state.get("activation", "relu"),
         )
 
 
@@ -424,6 +451,7 @@ def _fit_mlp(spec: MLP, x: np.ndarray, y: np.ndarray, *, seed: int, interrupt: I
         learning_rate_init=spec.learning_rate,
         batch_size=min(spec.batch_size, len(y)),
         alpha=spec.alpha,
+        activation=_SKLEARN_ACTIVATION[spec.activation],
         random_state=seed,
     )
     xs, ys = (x64 - x_mean) / x_scale, (y - y_mean) / y_scale
@@ -445,6 +473,7 @@ def _fit_mlp(spec: MLP, x: np.ndarray, y: np.ndarray, *, seed: int, interrupt: I
         x_scale=x_scale,
         y_mean=y_mean,
         y_scale=y_scale,
+        activation=spec.activation,
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import gymnasium as gym
 import numpy as np
 
 from ml.rl import vector
@@ -30,9 +31,8 @@ def play(policy_fn: PolicyFn, env_id: str, episodes: int, seed: int) -> Rollouts
     """`episodes` episodes of `policy_fn` in a Gymnasium environment, to their end or the
     environment's time limit; every step's observation s_t (an image stays [C, H, W]),
     action a_t and reward r_t."""
-    spaces = _spaces(env_id)
-    make = vector.make_env if env_id in PIXEL_ENV_IDS else make_env
-    envs = [make(env_id) for _ in range(episodes)]
+    spaces = policy_spaces(env_id)
+    envs = [env_of(env_id) for _ in range(episodes)]
     steps: list[list[tuple[np.ndarray, np.ndarray, float]]] = [[] for _ in range(episodes)]
     try:
         obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
@@ -62,7 +62,14 @@ def play(policy_fn: PolicyFn, env_id: str, episodes: int, seed: int) -> Rollouts
     return Rollouts(arrays=arrays, returns=returns)
 
 
-def _spaces(env_id: str) -> EnvSpaces:
+def env_of(env_id: str, render_mode: str | None = None) -> gym.Env:
+    """A fresh environment of a model's `env_id`: a classic-control task (`ml.rl.envs`, any
+    kind of action) or a pixel world (`ml.rl.vector`)."""
+    make = vector.make_env if env_id in PIXEL_ENV_IDS else make_env
+    return make(env_id, render_mode)
+
+
+def policy_spaces(env_id: str) -> EnvSpaces:
     """The spaces of a classic-control id, or of a pixel world (its images count flat)."""
     if env_id not in PIXEL_ENV_IDS:
         return env_spaces(env_id)
@@ -86,30 +93,42 @@ def play_tabular(
     row: it has no action) or `max_steps` actions. Rewards are not recorded: the MDP keeps
     only their expectation R[s, a], not what one transition paid."""
     rng = np.random.default_rng(seed)
-    P = mdp.transitions
-    n_actions = mdp.n_actions
     states: list[int] = []
     actions: list[int] = []
     lengths: list[int] = []
     for _ in range(episodes):
-        s = int(rng.choice(mdp.n_states, p=mdp.start))
-        length = 0
-        while length < max_steps and not mdp.terminal[s]:
-            a = int(policy[s])
-            row = s * n_actions + a
-            successors = P.indices[P.indptr[row] : P.indptr[row + 1]]
-            probabilities = P.data[P.indptr[row] : P.indptr[row + 1]]
-            states.append(s)
-            actions.append(a)
-            length += 1
-            s = int(successors[rng.choice(len(successors), p=probabilities / probabilities.sum())])
-        if length:  # an episode that starts in a terminal state has no step to record
-            lengths.append(length)
+        visited, taken = tabular_episode(mdp, policy, rng, max_steps)
+        states.extend(visited[:-1])  # the state the episode ended in has no action
+        actions.extend(taken)
+        if taken:  # an episode that starts in a terminal state has no step to record
+            lengths.append(len(taken))
     arrays = {
         "states": np.asarray(states, dtype=np.int64),
         "actions": np.asarray(actions, dtype=np.int64),
         "episode_lengths": np.asarray(lengths, dtype=np.int64),
         "n_states": np.asarray(mdp.n_states, dtype=np.int64),
-        "n_actions": np.asarray(n_actions, dtype=np.int64),
+        "n_actions": np.asarray(mdp.n_actions, dtype=np.int64),
     }
     return Rollouts(arrays=arrays, returns=None)
+
+
+def tabular_episode(
+    mdp: TabularMDP, policy: np.ndarray, rng: np.random.Generator, max_steps: int
+) -> tuple[list[int], list[int]]:
+    """One episode of `policy[s]` sampled with `rng`: the states s_0 ... s_T, the last one
+    where it ended (a terminal state, or wherever `max_steps` actions led), and the actions
+    a_0 ... a_{T-1}."""
+    P = mdp.transitions
+    n_actions = mdp.n_actions
+    s = int(rng.choice(mdp.n_states, p=mdp.start))
+    states: list[int] = [s]
+    actions: list[int] = []
+    while len(actions) < max_steps and not mdp.terminal[s]:
+        a = int(policy[s])
+        row = s * n_actions + a
+        successors = P.indices[P.indptr[row] : P.indptr[row + 1]]
+        probabilities = P.data[P.indptr[row] : P.indptr[row + 1]]
+        s = int(successors[rng.choice(len(successors), p=probabilities / probabilities.sum())])
+        states.append(s)
+        actions.append(a)
+    return states, actions

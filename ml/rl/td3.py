@@ -66,7 +66,7 @@ from ml.core.errors import QueryError
 from ml.core.health import Suspicion
 from ml.core.hooks import Hooks
 from ml.core.metadata import model_metadata
-from ml.core.nets import Activation, mlp, polyak_update
+from ml.core.nets import ACTIVATION_CHOICES, Activation, mlp, polyak_update
 from ml.core.optim import adam
 from ml.core.seeding import (
     Stream,
@@ -77,9 +77,11 @@ from ml.core.seeding import (
     torch_rng,
 )
 from ml.core.training import Interrupt, KeepBest, Run, never
+from ml.explain.targets import Explained
 from ml.rl import health
 from ml.rl.envs import ContinuousEnvId, EnvSpaces, env_spaces, evaluate, make_env
 from ml.rl.models import EnvironmentModel
+from ml.rl.names import observation_names
 from ml.rl.replay import Batch, ReplayBuffer
 
 LOG_INTERVAL = 250  # environment steps between progress reports and training metrics
@@ -169,7 +171,11 @@ class TD3Config(BaseModel):
         max_length=8,
         description="Hidden layer widths of the actor and of each critic.",
     )
-    activation: Activation = Field("relu", description="Hidden-layer activation.")
+    activation: Activation = Field(
+        "relu",
+        description=f"Hidden-layer activation of the actor and of each critic (the actor's "
+        f"output is always tanh, the critics' linear): {ACTIVATION_CHOICES}.",
+    )
     eval_interval: int = Field(
         2_000, ge=1, le=2_000_000, description="Environment steps between greedy evaluations."
     )
@@ -222,6 +228,18 @@ class Critics(nn.Module):
     def first(self, observations: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Q_1[b]: the critic the actor climbs (Algorithm 1 of Fujimoto et al.)."""
         return self.q[0](torch.cat([observations, actions], dim=1)).squeeze(1)
+
+
+class CriticOfActor(nn.Module):
+    """observations [B, obs_dim] -> Q(s, mu(s)) [B, 1], the smaller of the critics."""
+
+    def __init__(self, actor: nn.Module, critics: Critics) -> None:
+        super().__init__()
+        self.actor, self.critics = actor, critics
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        q = self.critics(observations, self.actor(observations))  # q[n, B]
+        return q.min(dim=0).values[:, None]
 
 
 def make_critics(config: TD3Config, observation_dim: int, action_dim: int) -> Critics:
@@ -656,6 +674,20 @@ class TD3Model(EnvironmentModel):
         normalized = torch.as_tensor(self.scale.from_env(a), dtype=torch.float32)
         with torch.no_grad():
             return self.critics(x, normalized).min(dim=0).values.numpy()
+
+    def explained(self) -> Explained:
+        """The critic as explanations see it: observations -> Q(s, mu(s)), the value the
+        critic gives the actor's own action (the smaller twin for TD3), so a saliency map
+        says what in an observation the agent's valuation of its choice depends on."""
+        return Explained(
+            forward=CriticOfActor(self.actor, self.critics),
+            root=nn.ModuleDict({"actor": self.actor, "critics": self.critics}),
+            input_shape=(self.observation_dim,),
+            input_field="observations",
+            outputs=("Q(s, mu(s))",),
+            output_label="critic value of the actor's action",
+            input_names=observation_names(self.env_id, self.observation_dim),
+        )
 
     def evaluate_policy(self, episodes: int, seed: int) -> list[float]:
         """Undiscounted returns of mu without noise in `episodes` fresh episodes, episode i

@@ -48,14 +48,15 @@ class DiscreteSpaces:
         return len(self.observation_shape) == 3
 
 
-def make_env(env_id: str) -> gym.Env:
-    """A fresh environment, unseeded (seed it through `reset(seed=...)`)."""
+def make_env(env_id: str, render_mode: str | None = None) -> gym.Env:
+    """A fresh environment, unseeded (seed it through `reset(seed=...)`); `render_mode` as
+    `ml.rl.envs.make_env` takes it."""
     if env_id in PIXEL_ENV_IDS:
-        return gym.make(env_id)
+        return gym.make(env_id, render_mode=render_mode)
     if env_id not in envs.DISCRETE_ENV_IDS:
         choices = ", ".join((*envs.DISCRETE_ENV_IDS, *PIXEL_ENV_IDS))
         raise ConfigError(f"DQN needs discrete actions; choose from {choices}", field="env")
-    return envs.make_env(env_id)
+    return envs.make_env(env_id, render_mode)
 
 
 @functools.cache

@@ -48,10 +48,13 @@ def test_heatmaps_draw_walls_ends_and_arrows_deterministically() -> None:
     values = np.arange(6.0).reshape(2, 3)
     wall = np.array([[False, True, False], [False, False, False]])
     terminal = np.array([[False, False, True], [False, False, False]])
-    args = {"wall": wall, "terminal": terminal, "policy": np.array([2, 0, 0, 3, 3, 0])}
-    png = heatmap_png(values, title="V", action_names=["left", "down", "right", "up"], **args)
+    policy = np.array([2, 0, 0, 3, 3, 0])
+    names = ["left", "down", "right", "up"]
+    png = heatmap_png(
+        values, title="V", action_names=names, wall=wall, terminal=terminal, policy=policy
+    )
     assert png == heatmap_png(
-        values, title="V", action_names=["left", "down", "right", "up"], **args
+        values, title="V", action_names=names, wall=wall, terminal=terminal, policy=policy
     )
     assert png != heatmap_png(values, title="V")  # the walls, ends and arrows are drawn
     assert Image.open(io.BytesIO(png)).size[0] > 300
