@@ -94,22 +94,70 @@ def truncated(text: str, limit: int = ECHO_CHARS) -> str:
 def dotted(loc: tuple[Any, ...] | list[Any], prefix: str = "") -> str:
     # A part can be a key the client chose, as long as it likes.
     parts = [truncated(str(p)) for p in loc if p not in ("body", "query", "path")]
-    # pydantic adds the union member's tag/type to the location; it only confuses people.
     path = ".".join(parts)
     return f"{prefix}.{path}" if prefix and path else (prefix or path)
 
 
-def validation_errors(errors: list[Any], prefix: str = "") -> list[dict[str, Any]]:
-    return [
-        {"field": dotted(e.get("loc", ()), prefix), "message": e.get("msg", "invalid")}
-        for e in errors[:MAX_ERRORS]
-    ]
+def client_path(loc: tuple[Any, ...] | list[Any], body: Any) -> list[Any]:
+    """pydantic's location as the client's JSON path: pydantic adds the tag or type of the
+    union member it tried (`config.env.grid.slip` for the client's `config.env.slip`), which
+    names nothing the client sent. Walking the body along the location keeps the keys and
+    indices it holds and drops the rest; past the body's end (a missing field) the rest is
+    kept as it is."""
+    path: list[Any] = []
+    node = body
+    parts = [p for p in loc if p not in ("body", "query", "path")]
+    for i, part in enumerate(parts):
+        if _holds(node, part):
+            node = node[part]
+            path.append(part)
+        elif i + 1 < len(parts) and (_holds(node, parts[i + 1]) or _is_tag(node, part)):
+            continue  # a union member's tag or type, not in the client's path
+        else:  # a missing field, or past what the client sent: as pydantic says it
+            path.extend(parts[i:])
+            break
+    return path
 
 
-def from_validation(errors: list[Any], prefix: str = "") -> ApiError:
+# The names pydantic gives a union's members of plain types, as it puts them in a location.
+PLAIN_TYPES = frozenset({"int", "float", "str", "bool", "list", "dict", "none", "tuple"})
+
+
+def _is_tag(node: Any, part: Any) -> bool:
+    """Whether `part` is a union member's name rather than a key of `node`: the value of the
+    client's discriminator (`"grid"` in `{"kind": "grid"}`), a plain type's name, or a
+    validator's description (`function-after[...]`, `list[int]`)."""
+    if not isinstance(part, str) or _holds(node, part):
+        return False
+    if isinstance(node, dict) and part in [v for v in node.values() if isinstance(v, str)]:
+        return True
+    return part in PLAIN_TYPES or "[" in part
+
+
+def _holds(node: Any, part: Any) -> bool:
+    """Whether the JSON value `node` has a key or index `part`."""
+    if isinstance(node, dict):
+        return part in node
+    if isinstance(node, list):
+        return isinstance(part, int) and 0 <= part < len(node)
+    return False
+
+
+def validation_errors(
+    errors: list[Any], prefix: str = "", body: Any = None
+) -> list[dict[str, Any]]:
+    def where(e: Any) -> str:
+        loc = e.get("loc", ())
+        return dotted(client_path(loc, body) if body is not None else loc, prefix)
+
+    return [{"field": where(e), "message": e.get("msg", "invalid")} for e in errors[:MAX_ERRORS]]
+
+
+def from_validation(errors: list[Any], prefix: str = "", body: Any = None) -> ApiError:
     """The 422 for pydantic's errors: the first in `message`, up to `MAX_ERRORS` in `errors`
-    (a batch of 4,096 bad rows is not answered with 4,096 entries)."""
-    items = validation_errors(errors, prefix)
+    (a batch of 4,096 bad rows is not answered with 4,096 entries), each `field` the path in
+    the client's `body` when it is given (`client_path`)."""
+    items = validation_errors(errors, prefix, body)
     field = str(items[0]["field"]) if items else (prefix or None)
     detail = str(items[0]["message"]) if items else "invalid input"
     message = f"{field}: {detail}" if field else detail
@@ -129,7 +177,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        err = from_validation(list(exc.errors()))
+        err = from_validation(list(exc.errors()), body=exc.body)
         return JSONResponse(
             error_body(err.code, err.message, err.field, err.errors), status_code=422
         )

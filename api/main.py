@@ -7,8 +7,9 @@ import logging
 
 import torch
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
-from api import errors, middleware
+from api import docs, errors, middleware
 from api.auth import KeyCache
 from api.cross_site import CrossSiteGuard
 from api.limits import QueryRate
@@ -23,6 +24,7 @@ from api.routes import (
     keys,
     metrics,
     models,
+    monitoring,
     queries,
     registry,
 )
@@ -42,6 +44,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Crucible",
         version="0.1.0",
         description="Train generative and decision-making models over HTTP, then query them.",
+        # Served by `api.docs` with their assets from this API, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.artifacts = open_artifact_store(settings)
@@ -53,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The engine, its pool sized by these settings rather than the environment's.
     session_factory(settings.resolved_database_url, settings)
     errors.install(app)
+    docs.install(app)
     # Every status each operation can answer is declared, with the error body.
     # `metrics` before `jobs`: /v1/jobs/compare is not a job id.
     for module in (
@@ -65,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         registry,
         datasets,
         keys,
+        monitoring,
     ):
         app.include_router(declare_errors(module.router))
     # One route per declared query, from `ml.queries`.
@@ -75,7 +82,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_bytes=settings.max_request_bytes,
         max_upload_bytes=settings.max_upload_bytes,
     )
-    app.add_middleware(CrossSiteGuard)
+    allowed = settings.allowed_origins
+    app.add_middleware(CrossSiteGuard, allowed=frozenset(allowed))
+    if allowed:
+        # Outside the guard, so a preflight is answered before anything else looks at it.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=allowed,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["authorization", "content-type", "accept", "idempotency-key"],
+            expose_headers=["location", "retry-after", "x-request-id"],
+            max_age=600,
+        )
     app.add_middleware(middleware.InternalErrors)
     # Every request admitted can have a thread and a connection at once, so none ever waits
     # for either while holding the other (fastapi#3205); the rest wait their turn, briefly.

@@ -35,16 +35,22 @@ class ModelCache:
         self._models: OrderedDict[str, TrainedModel] = OrderedDict()
         self._loading: dict[str, Future[TrainedModel]] = {}
         self._lock = threading.Lock()
+        self._hits = 0  # gets that found the model loaded (or being loaded)
+        self._loads = 0  # loads started, by gets and by warming
 
     def get(self, key: str, path: str) -> TrainedModel:
         with self._lock:
             if key in self._models:
                 self._models.move_to_end(key)
+                self._hits += 1
                 return self._models[key]
             pending = self._loading.get(key)
             loads = pending is None
             if pending is None:
                 pending = self._loading[key] = Future()
+                self._loads += 1
+            else:
+                self._hits += 1
         if loads:  # outside the lock: loading may take a while
             return self._load(key, path, pending)
         return pending.result()  # another thread is loading it: wait for that load
@@ -67,12 +73,18 @@ class ModelCache:
         pending.set_result(model)
         return model
 
+    def counts(self) -> tuple[int, int, int]:
+        """(hits, loads, models held): for monitoring (`api.prometheus`)."""
+        with self._lock:
+            return self._hits, self._loads, len(self._models)
+
     def warm(self, key: str, path: str) -> threading.Thread | None:
         """Start loading `key` in a background thread unless it is loaded or loading."""
         with self._lock:
             if key in self._models or key in self._loading:
                 return None
             pending = self._loading[key] = Future()
+            self._loads += 1
 
         def load() -> None:
             try:

@@ -109,10 +109,12 @@ class JobCreate(Strict):
 
 
 class Progress(BaseModel):
-    step: int
-    total: int | None
-    fraction: float | None
-    eta_seconds: float | None
+    step: int = Field(description="Steps done (an integer).")
+    total: int | None = Field(description="Steps the run will take, when known.")
+    fraction: float | None = Field(description="step / total, to four decimals.")
+    eta_seconds: int | None = Field(
+        description="Whole seconds left at this attempt's pace (running jobs only)."
+    )
 
 
 class JobStatusName(StrEnum):

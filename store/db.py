@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -110,18 +110,29 @@ def page(
     newest_first: InstrumentedAttribute[Any],
     limit: int,
     offset: int,
+    order: Sequence[ColumnElement[Any]] = (),
 ) -> tuple[Sequence[Row], int]:
-    """One page of `table`'s rows matching `filters`, newest first (ties by id), and how many
-    match in all: what every list endpoint answers."""
+    """One page of `table`'s rows matching `filters`, in `order` (by default newest first;
+    ties always by id, so pages never overlap), and how many match in all: what every list
+    endpoint answers."""
     count = session.scalar(select(func.count()).select_from(table).where(*filters)) or 0
     rows = session.scalars(
         select(table)
         .where(*filters)
-        .order_by(newest_first.desc(), table.id)  # type: ignore[attr-defined]
+        .order_by(*(order or [newest_first.desc()]), table.id)  # type: ignore[attr-defined]
         .limit(limit)
         .offset(offset)
     ).all()
     return rows, count
+
+
+def sort_order(
+    sort: str, columns: Mapping[str, InstrumentedAttribute[Any]]
+) -> list[ColumnElement[Any]]:
+    """The ORDER BY of a list's `sort`: a column's name, descending with a leading "-"
+    ("-created_at": newest first). The API has checked the name against `columns`."""
+    column = columns[sort.removeprefix("-")]
+    return [column.desc() if sort.startswith("-") else column.asc()]
 
 
 def database_unreachable(exc: BaseException) -> bool:

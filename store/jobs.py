@@ -17,7 +17,7 @@ Functions take a Session and keyword arguments and raise no HTTP errors.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -25,7 +25,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Executable, and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from store.db import page
+from store.db import page, sort_order
 from store.tables import DEFAULT_TENANT, Job, JobKind, JobStatus, MetricPoint, utcnow
 
 RUNNING = JobStatus.running.value
@@ -122,19 +122,41 @@ def list_jobs(
     *,
     status: str | None = None,
     algorithm: str | None = None,
+    name: str | None = None,
+    tags: Mapping[str, str | None] | None = None,
+    sort: str = "-created_at",
     limit: int = 50,
     offset: int = 0,
     kind: JobKind = JobKind.train,
     tenant: str = DEFAULT_TENANT,
 ) -> tuple[Sequence[Job], int]:
+    """A page of the tenant's jobs of `kind`: with `name`, of that name; with `tags`, carrying
+    each tag (with the given value, or any value for None); in the order of `sort`
+    (`JOB_SORTS`)."""
     filters = [Job.tenant == tenant, Job.kind == kind.value]
     if status:
         filters.append(Job.status == status)
     if algorithm:
         filters.append(Job.algorithm == algorithm)
+    if name is not None:
+        filters.append(Job.name == name)
+    for key, value in (tags or {}).items():
+        tag = Job.tags[key].as_string()
+        filters.append(tag.is_not(None) if value is None else tag == value)
     return page(
-        session, Job, filters=filters, newest_first=Job.created_at, limit=limit, offset=offset
-    )
+        session, Job, filters=filters, newest_first=Job.created_at, limit=limit, offset=offset,
+        order=sort_order(sort, JOB_SORTS),
+    )  # fmt: skip
+
+
+# What a list of jobs sorts by: a column's name, "-" before it for descending.
+JOB_SORTS = {
+    "created_at": Job.created_at,
+    "finished_at": Job.finished_at,
+    "name": Job.name,
+    "status": Job.status,
+    "algorithm": Job.algorithm,
+}
 
 
 def mark_enqueued(session: Session, *, job_id: str) -> None:

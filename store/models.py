@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from store.db import page
+from store.db import page, sort_order
 from store.tables import DEFAULT_TENANT, Job, JobStatus, ModelAlias, ModelVersion, TrainedModelRow
 
 REFERENCE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,127})@(?P<tag>[A-Za-z0-9_-]{1,64})$")
@@ -98,10 +98,12 @@ def list_models(
     *,
     algorithm: str | None = None,
     kind: str | None = None,
+    sort: str = "-created_at",
     limit: int = 50,
     offset: int = 0,
     tenant: str = DEFAULT_TENANT,
 ) -> tuple[Sequence[TrainedModelRow], int]:
+    """A page of the tenant's models, in the order of `sort` (`MODEL_SORTS`)."""
     filters = [TrainedModelRow.tenant == tenant]
     if algorithm:
         filters.append(TrainedModelRow.algorithm == algorithm)
@@ -114,7 +116,16 @@ def list_models(
         newest_first=TrainedModelRow.created_at,
         limit=limit,
         offset=offset,
+        order=sort_order(sort, MODEL_SORTS),
     )
+
+
+# What a list of models sorts by: a column's name, "-" before it for descending.
+MODEL_SORTS = {
+    "created_at": TrainedModelRow.created_at,
+    "algorithm": TrainedModelRow.algorithm,
+    "kind": TrainedModelRow.kind,
+}
 
 
 def resolve(session: Session, reference: str, *, tenant: str = DEFAULT_TENANT) -> TrainedModelRow:

@@ -122,6 +122,20 @@ class Settings(BaseSettings):
         "is fastest for the small networks here and never oversubscribes a shared machine.",
     )
     log_level: str = Field("INFO", description="Log level of the API and the worker.")
+    worker_metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65_535,
+        description="A worker serves its own Prometheus figures (jobs run, outcomes, "
+        "durations) on this port; 0 (the default): it does not.",
+    )
+    cors_origins: str = Field(
+        "",
+        max_length=4096,
+        description="Origins (scheme://host[:port], comma-separated) whose pages may call the "
+        "API from a browser: CORS headers for them, and their state-changing requests (a "
+        "query's POST) let through the cross-site guard. Empty (the default): none.",
+    )
     auth_required: bool = Field(
         False,
         description="Require an API key (`Authorization: Bearer <key>`) on every request but "
@@ -165,6 +179,12 @@ class Settings(BaseSettings):
         "a second of one CPU core), so a cancel or a stop is never stuck behind one huge "
         "step; raise it for GPU workers.",
     )
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        """CORS_ORIGINS as a list: each origin trimmed, without a trailing slash."""
+        found = (o.strip().rstrip("/") for o in self.cors_origins.split(","))
+        return [origin for origin in found if origin]
 
     @property
     def resolved_database_url(self) -> str:

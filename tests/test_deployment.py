@@ -29,7 +29,7 @@ SECRETS = (
 )
 REQUIRED = re.compile(r"\$\{(\w+):\?[^}]+\}")  # ${NAME:?message}: compose stops without NAME
 # An exact version: 16.9, 7.4.4, 4.48, 3.11.13, optionally with a -variant suffix.
-EXACT_TAG = re.compile(r"^\d+\.\d+(\.\d+)?(-[\w.-]+)?$")
+EXACT_TAG = re.compile(r"^v?\d+\.\d+(\.\d+)?(-[\w.-]+)?$")
 
 
 @pytest.fixture(scope="module")

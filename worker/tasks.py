@@ -15,6 +15,7 @@ from celery.exceptions import Reject
 from celery.signals import worker_ready, worker_shutting_down
 
 from store.settings import get_settings
+from worker import metrics
 from worker.app import QUERY_TASK, TRAIN_TASK, app
 from worker.hooks import SHUTDOWN
 from worker.runner import MessageNotHandled, run_job, worker_name
@@ -30,12 +31,12 @@ REQUEUE_DELAY_SECONDS = 1.0
 
 @app.task(name=TRAIN_TASK, acks_late=True, ignore_result=True)
 def train_job(job_id: str) -> str:
-    return _run(job_id)
+    return metrics.observed("train", lambda: _run(job_id))
 
 
 @app.task(name=QUERY_TASK, acks_late=True, ignore_result=True)
 def query_job(job_id: str) -> str:
-    return _run(job_id)
+    return metrics.observed("query", lambda: _run(job_id))
 
 
 def _run(job_id: str) -> str:
@@ -57,6 +58,7 @@ _sweeper: Sweeper | None = None
 def _start_sweeper(**_: Any) -> None:
     global _sweeper
     logging.basicConfig(level=get_settings().log_level)
+    metrics.serve(get_settings().worker_metrics_port)
     _sweeper = Sweeper(get_settings())
     _sweeper.start()
 

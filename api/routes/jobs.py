@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, StringConstraints, ValidationError
 from sqlalchemy.exc import IntegrityError
 
 import ml
@@ -15,6 +15,7 @@ from api.auth import Caller, ReadCaller, TrainCaller
 from api.deps import IdempotencyKeyHeader, ModelCacheDep, SessionDep, SettingsDep
 from api.errors import ApiError, from_validation
 from api.limits import check_submission
+from api.listing import sort_pattern, tag_filters
 from api.schemas import JobCreate, JobPublic, JobsPublic, Progress
 from api.strict_input import StrictRoute, validate_strictly
 from ml.core.references import referenced_models
@@ -40,8 +41,12 @@ def to_public(job: Job, model_id: str | None) -> JobPublic:
         links["model"] = f"/v1/models/{model_id}"
     # Every column the public schema shares with the table, plus what is derived.
     columns = {name: getattr(job, name) for name in JOB_COLUMNS}
+    eta = jobs.eta_seconds(job)
     progress = Progress(
-        step=job.progress_step, total=total, fraction=fraction, eta_seconds=jobs.eta_seconds(job)
+        step=job.progress_step,
+        total=total,
+        fraction=None if fraction is None else round(fraction, 4),
+        eta_seconds=None if eta is None else round(eta),  # people read seconds, not 1e-6
     )
     return JobPublic(**columns, progress=progress, links=links, model_id=model_id)
 
@@ -139,7 +144,7 @@ def check_spec(session: SessionDep, body: JobCreate, tenant: str, settings: Sett
     try:
         config = validate_strictly(algorithm.config, body.config)
     except ValidationError as exc:
-        raise from_validation(list(exc.errors()), prefix="config") from None
+        raise from_validation(list(exc.errors()), prefix="config", body=body.config) from None
     except ml.ConfigError as exc:
         raise config_error(exc) from None
     rows = check_datasets(session, algorithm, config, tenant)
@@ -284,6 +289,22 @@ def list_jobs(
     session: SessionDep,
     status: Annotated[JobStatus | None, Query()] = None,
     algorithm: Annotated[str | None, Query(max_length=64)] = None,
+    name: Annotated[str | None, Query(max_length=200, description="Jobs of this name.")] = None,
+    tag: Annotated[
+        list[Annotated[str, StringConstraints(max_length=200)]] | None,
+        Query(
+            max_length=16,
+            description="Jobs carrying a tag: `key=value`, or `key` for any value; repeat "
+            "for several (all must match).",
+        ),
+    ] = None,
+    sort: Annotated[
+        str,
+        Query(
+            pattern=sort_pattern(jobs.JOB_SORTS),
+            description=f"By {', '.join(jobs.JOB_SORTS)}; '-' first for descending.",
+        ),
+    ] = "-created_at",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> JobsPublic:
@@ -291,6 +312,9 @@ def list_jobs(
         session,
         status=status.value if status else None,
         algorithm=algorithm,
+        name=name,
+        tags=tag_filters(tag),
+        sort=sort,
         limit=limit,
         offset=offset,
         tenant=caller.tenant,

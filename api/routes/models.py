@@ -17,6 +17,7 @@ from api.auth import ReadCaller, TrainCaller
 from api.deps import ArtifactsDep, SessionDep, SettingsDep
 from api.errors import ApiError
 from api.limits import check_storage
+from api.listing import sort_pattern
 from api.references import ModelReference, ResolvedModelDep, resolve_model
 from api.schemas import ModelPublic, ModelsPublic, RegisteredAs
 from api.strict_input import StrictRoute
@@ -79,12 +80,20 @@ def list_models(
     session: SessionDep,
     algorithm: Annotated[str | None, Query(max_length=64)] = None,
     kind: Annotated[str | None, Query(max_length=64)] = None,
+    sort: Annotated[
+        str,
+        Query(
+            pattern=sort_pattern(models.MODEL_SORTS),
+            description=f"By {', '.join(models.MODEL_SORTS)}; '-' first for descending.",
+        ),
+    ] = "-created_at",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> ModelsPublic:
     rows, count = models.list_models(
-        session, algorithm=algorithm, kind=kind, limit=limit, offset=offset, tenant=caller.tenant
-    )
+        session, algorithm=algorithm, kind=kind, sort=sort, limit=limit, offset=offset,
+        tenant=caller.tenant,
+    )  # fmt: skip
     data = [to_public(session, r) for r in rows]
     return ModelsPublic(data=data, count=count, limit=limit, offset=offset)
 

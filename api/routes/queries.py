@@ -29,6 +29,7 @@ from api.errors import ApiError, error_body
 from api.limits import QueryCaller
 from api.model_cache import ModelCache
 from api.negotiation import Format, negotiate_media
+from api.prometheus import timed_query
 from api.references import ResolvedModelDep
 from api.routes.datasets import store_dataset
 from api.schemas import QueryResultPending
@@ -166,23 +167,25 @@ def answer(
     caller: Caller,
     artifacts: ArtifactStore,
 ) -> Response:
-    check_supported(query, row)
-    check_size(query, body, settings)
-    media = negotiate(query, http.headers.get("accept"), format)
-    saving = query.dataset_of is not None and query.keeps(body)
-    if saving and Scope.train not in caller.scopes:
-        raise ApiError(
-            403,
-            "missing_scope",
-            "saving an answer as a dataset needs the train scope",
-            field="save_as_dataset",
-        )
-    if query.heavy(body):
-        return submit_heavy(settings, row, query, body.model_dump(mode="json"), media)
-    result = query.answer(load(cache, row), body)
-    if saving:
-        result = keep_as_dataset(query, body, result, settings, caller, artifacts)
-    return Response(query.render(result, media), media_type=media)
+    with timed_query(query.name) as outcome:
+        check_supported(query, row)
+        check_size(query, body, settings)
+        media = negotiate(query, http.headers.get("accept"), format)
+        saving = query.dataset_of is not None and query.keeps(body)
+        if saving and Scope.train not in caller.scopes:
+            raise ApiError(
+                403,
+                "missing_scope",
+                "saving an answer as a dataset needs the train scope",
+                field="save_as_dataset",
+            )
+        if query.heavy(body):
+            outcome("queued")
+            return submit_heavy(settings, row, query, body.model_dump(mode="json"), media)
+        result = query.answer(load(cache, row), body)
+        if saving:
+            result = keep_as_dataset(query, body, result, settings, caller, artifacts)
+        return Response(query.render(result, media), media_type=media)
 
 
 def keep_as_dataset(

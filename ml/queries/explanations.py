@@ -149,10 +149,13 @@ def explained_of(model: Any) -> Explained:
     return explained
 
 
-def _titles(names: list[str], outputs: list[int], values: list[float]) -> list[str]:
-    """ "input i: name = value" of each input's explained output."""
+def _titles(
+    names: list[str], outputs: list[int], values: list[float], labels: list[int] | None = None
+) -> list[str]:
+    """Per input, "input i: name = value" of its explained output ("input i, label y: ..."
+    for a conditional model)."""
     return [
-        f"input {i}: {names[o]} = {v:.3g}"
+        f"input {i}{'' if labels is None else f', label {labels[i]}'}: {names[o]} = {v:.3g}"
         for i, (o, v) in enumerate(zip(outputs, values, strict=True))
     ]
 
@@ -206,6 +209,9 @@ class SaliencyResponse(BaseModel):
     completeness_error: list[float] | None = Field(
         description="Integrated gradients: |sum of attributions - (y(x) - y(0))| per input."
     )
+    labels: list[int] | None = Field(
+        None, description="Conditional models: the class each input was judged as."
+    )
     randomisation: list[RandomisedLayerPublic] | None = None
 
 
@@ -234,6 +240,7 @@ def saliency(model: Any, request: SaliencyRequest) -> SaliencyResponse:
         inputs=x.reshape(len(x), -1).double().tolist(),
         attributions=found.maps.reshape(len(x), -1).tolist(),
         completeness_error=None if found.delta is None else np.abs(found.delta).tolist(),
+        labels=None if labels is None else labels.tolist(),
         randomisation=randomised,
     )
 
@@ -242,7 +249,7 @@ def saliency_png(response: SaliencyResponse) -> bytes:
     shape = response.input_shape
     inputs = np.asarray(response.inputs).reshape(-1, *shape)
     maps = np.asarray(response.attributions).reshape(-1, *shape)
-    titles = _titles(response.output_names, response.outputs, response.values)
+    titles = _titles(response.output_names, response.outputs, response.values, response.labels)
     method = "integrated gradients" if response.method == "integrated_gradients" else "gradients"
     randomised = (
         None

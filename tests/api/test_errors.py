@@ -160,3 +160,23 @@ def test_missing_model_file_is_a_clear_503(api: Api) -> None:
     for url in (f"/v1/models/{job['id']}/values", f"/v1/models/{row.id}/file"):
         body = api.error("GET", url, 503)
         assert body["code"] == "model_unavailable"
+
+
+def test_error_fields_are_the_clients_json_path(api: Api) -> None:
+    """pydantic puts the union member it tried into a location (`config.env.grid.slip`); the
+    client sent `config.env.slip`, and that is the field named."""
+    cases = [
+        ({"algorithm": "value_iteration", "config": {"env": {"kind": "grid", "slip": 5}}},
+         "config.env.slip"),
+        ({"algorithm": "gan", "config": {"dataset": {"kind": "ring", "n_modes": -1}}},
+         "config.dataset.n_modes"),
+        ({"algorithm": "maxent_irl", "config": {"demonstrations": {"source": "dataset"}}},
+         "config.demonstrations.dataset"),
+        ({"algorithm": "policy_evaluation",
+          "config": {"policy": {"kind": "table", "actions": [True]}}},
+         "config.policy.actions.0"),
+    ]  # fmt: skip
+    for body, field in cases:
+        error = api.error("POST", "/v1/jobs", 422, json=body)
+        assert error["field"] == field, error
+        assert error["message"].startswith(f"{field}: ")

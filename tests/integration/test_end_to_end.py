@@ -30,7 +30,11 @@ def test_algorithms_are_discoverable(stack: Stack) -> None:
         assert schema["type"] == "object" and schema.get("additionalProperties") is False
         assert algorithm["queries"] and algorithm["queue"] in ("gpu", "cpu")
     dqn = stack.client.get("/v1/algorithms/dqn").json()
-    assert set(dqn["queries"]) == {"q-values", "actions", "evaluate", "rollouts"}
+    explanations = {"saliency", "grad_cam", "activations", "embedding", "gradient_flow"}
+    assert set(dqn["queries"]) == {
+        "q-values", "actions", "evaluate", "rollouts", "render", "confusion_matrix",
+        *explanations,
+    }  # fmt: skip
 
 
 def test_gan_samples(stack: Stack) -> None:
@@ -51,6 +55,12 @@ def test_gan_samples(stack: Stack) -> None:
         "interpolations",
         "discriminator",
         "discriminator-scores",
+        "confusion_matrix",
+        "saliency",
+        "grad_cam",
+        "activations",
+        "embedding",
+        "gradient_flow",
     }
     assert model["id"] == job["model_id"] != job["id"] and model["job_id"] == job["id"]
     assert model["shapes"]["data_dim"] == 2 and model["seed"] == 3
