@@ -15,8 +15,9 @@ randomisation test that says whether a map means anything.
   trained network's by rank correlation. A map that stays the same while the weights are
   noise describes the input, not the model.
 
-All are computed by captum on a copy-free forward pass (the network is shared with other
-requests: nothing here changes it; the randomisation test works on a deep copy).
+All are computed by captum, imported when first used (it takes a second, and every API and
+worker process imports this module). Nothing here changes the network, which other requests
+share: the randomisation test works on a deep copy.
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Saliency
-from scipy import stats
 from torch import nn
 
 from ml.explain.targets import Explained, checked_output
@@ -87,6 +86,8 @@ def _maps(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """a[B, *input_shape] of output target[b] of each input, and integrated gradients'
     completeness error per input (None for gradients)."""
+    from captum.attr import IntegratedGradients, Saliency
+
     inputs = x.clone().requires_grad_(True)
     args = _forward_args(labels)
     if method == "gradients":
@@ -117,6 +118,8 @@ def grad_cam(
     """(outputs [B], values [B], maps [B, H, W] at the input's resolution, each scaled to
     [0, 1] by its own maximum (all zero where no evidence is positive), and the layer's own
     resolution)."""
+    from captum.attr import LayerAttribution, LayerGradCam
+
     chosen, values = outputs_of(explained, x, labels, output)
     cam = LayerGradCam(explained.forward, layer).attribute(
         x, target=chosen, additional_forward_args=_forward_args(labels), relu_attributions=True
@@ -173,6 +176,8 @@ def randomisation_test(
 def _mean_rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
     """Mean over rows of Spearman's rank correlation; a constant row counts as 0 (no order
     to agree with)."""
+    from scipy import stats
+
     values = []
     for row_a, row_b in zip(a, b, strict=True):
         if np.ptp(row_a) == 0 or np.ptp(row_b) == 0:

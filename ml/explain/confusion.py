@@ -36,7 +36,6 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import TypeAdapter
-from sklearn.metrics import confusion_matrix
 
 from ml.core.errors import QueryError
 from ml.core.validation import observation_batch
@@ -101,6 +100,8 @@ class Confusion:
 
 def tally(truth: np.ndarray, answered: np.ndarray, k: int) -> np.ndarray:
     """C[k, k] int64 of classes 0..k-1, every class a row even when no case has it."""
+    from sklearn.metrics import confusion_matrix  # here: its import takes a while
+
     return confusion_matrix(truth, answered, labels=np.arange(k)).astype(np.int64)
 
 

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from sklearn.decomposition import PCA
-from sklearn.manifold import TSNE
 
 from ml.core.errors import QueryError
 
@@ -34,6 +32,9 @@ def embed(
 ) -> Embedded:
     """Points x[n, d] in two dimensions. QueryError naming `perplexity` (t-SNE) or the
     points when there are too few for the method."""
+    from sklearn.decomposition import PCA  # here: a second of imports no other query needs
+    from sklearn.manifold import TSNE
+
     x = np.asarray(points, dtype=np.float64).reshape(len(points), -1)
     if len(x) < MIN_POINTS:
         raise QueryError(f"an embedding needs at least {MIN_POINTS} points; got {len(x)}")
