@@ -104,18 +104,23 @@ def inputs_of(
 
 
 def own_inputs(model: Any, explained: Explained, n: int, seed: int) -> np.ndarray:
-    """n inputs of the model's own: for an agent, observations spread over one episode of
-    its policy; for a GAN, samples it draws; for a reward, its n most rewarded states."""
+    """n inputs of the model's own: for an agent, observations spread evenly over whole
+    episodes of its policy; for a GAN, samples it draws; for a reward, its n most rewarded
+    states."""
     if explained.input_field == "samples":
         return np.asarray(model.generate(n, seed), dtype=np.float32)
     if explained.input_field == "features":
-        reward = np.asarray(model.reward, dtype=np.float64)
-        per_state = reward if reward.ndim == 1 else reward.max(axis=1)
-        best = np.argsort(-per_state, kind="stable")[:n]
+        best = np.argsort(-state_rewards(model), kind="stable")[:n]
         return world_features(model)[best]
     visited = visited_observations(model, n, seed)
     chosen = np.linspace(0, len(visited) - 1, num=min(n, len(visited))).round().astype(int)
     return visited[chosen]
+
+
+def state_rewards(model: Any) -> np.ndarray:
+    """r[s] of a reward model: its state reward, or the best action's for r(s, a)."""
+    reward = np.asarray(model.reward, dtype=np.float64)
+    return reward if reward.ndim == 1 else reward.max(axis=1)
 
 
 def visited_observations(model: Any, n: int, seed: int, max_episodes: int = 100) -> np.ndarray:
@@ -521,8 +526,7 @@ def embedding_points(model: Any, request: EmbeddingRequest) -> dict[str, Any]:
         return _gan_points(model, request)
     if explained.input_field == "features":
         F = world_features(model)
-        reward = np.asarray(model.reward, dtype=np.float64)
-        per_state = reward if reward.ndim == 1 else reward.max(axis=1)
+        per_state = state_rewards(model)
         keep = np.flatnonzero(~np.asarray(model.wall_mask, bool))[: request.n]
         return {
             "x": F[keep], "colours": per_state[keep], "categories": None,
