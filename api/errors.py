@@ -177,7 +177,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        err = from_validation(list(exc.errors()), body=exc.body)
+        errors = list(exc.errors())
+        if any(e.get("type") == "missing" and tuple(e.get("loc", ())) == ("body",) for e in errors):
+            # An empty body: say so, rather than "Field required" with no field to point at.
+            err = ApiError(422, "body_required", "the request needs a JSON body", field="body")
+        else:
+            err = from_validation(errors, body=exc.body)
         return JSONResponse(
             error_body(err.code, err.message, err.field, err.errors), status_code=422
         )

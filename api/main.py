@@ -9,7 +9,7 @@ import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from api import docs, errors, middleware
+from api import docs, errors, middleware, openapi
 from api.auth import KeyCache
 from api.cross_site import CrossSiteGuard
 from api.limits import QueryRate
@@ -19,6 +19,7 @@ from api.routes import (
     algorithms,
     datasets,
     environments,
+    events,
     health,
     jobs,
     keys,
@@ -28,6 +29,7 @@ from api.routes import (
     queries,
     registry,
 )
+from store import logging_setup
 from store.artifacts import open_artifact_store
 from store.db import session_factory
 from store.settings import Settings, get_settings
@@ -37,7 +39,8 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    logging.basicConfig(level=settings.log_level)
+    # The format every process shares; uvicorn's lines too, its access log if ACCESS_LOG.
+    logging_setup.configure(settings.log_level, access_log=settings.access_log)
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     app = FastAPI(
@@ -47,6 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Served by `api.docs` with their assets from this API, not from a CDN.
         docs_url=None,
         redoc_url=None,
+        # Operation ids are the route functions' names (`create_job`), unique by check.
+        generate_unique_id_function=openapi.unique_id,
     )
     app.state.settings = settings
     app.state.artifacts = open_artifact_store(settings)
@@ -67,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         environments,
         metrics,
         jobs,
+        events,
         models,
         registry,
         datasets,
@@ -76,6 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(declare_errors(module.router))
     # One route per declared query, from `ml.queries`.
     app.include_router(declare_errors(queries.router_for_queries()))
+    # The document finished: the job spec's union, examples, summaries, typed responses.
+    openapi.install(app)
     # Plain ASGI middlewares (see `api.middleware`); the last added is the outermost.
     app.add_middleware(
         middleware.BodyLimit,
@@ -102,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         middleware.LoadShedding,
         limit=workers,
         threads=workers,
+        exempt_when=events.is_stream,
         queue=4 * settings.api_max_in_flight,
     )
     # Outermost: even a shed or refused request is answered with its X-Request-ID.

@@ -29,7 +29,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from urllib.parse import unquote_to_bytes
 
 import anyio.to_thread
@@ -162,20 +162,28 @@ class LoadShedding:
         queue: int | None = None,
         wait: float = SHED_WAIT_SECONDS,
         exempt: Collection[str] = ("/healthz",),
+        exempt_when: Callable[[Scope], bool] | None = None,
     ) -> None:
+        """`exempt` paths, and requests `exempt_when` says are (long streams, which wait
+        rather than work and bound themselves), are not counted."""
         self.app = app
         self.limit = limit
         self.threads = threads
         self.queue = 4 * limit if queue is None else queue
         self.wait = wait
         self.exempt = frozenset(exempt)
+        self.exempt_when = exempt_when
         self._lock = threading.Lock()
         self._active = 0
         self._waiting: deque[_Ticket] = deque()
         self._logged = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.exempt:
+        if (
+            scope["type"] != "http"
+            or scope["path"] in self.exempt
+            or (self.exempt_when is not None and self.exempt_when(scope))
+        ):
             await self.app(scope, receive, send)
             return
         limiter = anyio.to_thread.current_default_thread_limiter()

@@ -96,6 +96,11 @@ class ModelCache:
         thread.start()
         return thread
 
+    def forget(self, key: str) -> None:
+        """Drop a deleted model (a load under way finishes for whoever waits on it)."""
+        with self._lock:
+            self._models.pop(key, None)
+
     def __contains__(self, key: str) -> bool:
         with self._lock:
             return key in self._models
@@ -135,3 +140,9 @@ class ModelRows:
             self._rows.move_to_end(reference)
             while len(self._rows) > self._size:
                 self._rows.popitem(last=False)
+
+    def forget(self, model_id: str) -> None:
+        """Drop every reference to a deleted model."""
+        with self._lock:
+            for reference in [r for r, (_, row) in self._rows.items() if row.id == model_id]:
+                del self._rows[reference]

@@ -83,6 +83,35 @@ class RegisterSpec(Strict):
     )
 
 
+class WebhookSpec(Strict):
+    """Where to tell another app that the job ended, so it need not poll."""
+
+    url: str = Field(
+        min_length=8,
+        max_length=2048,
+        pattern=r"^https?://[^\s]+$",
+        description="Called with POST when the job ends (succeeded, failed or cancelled): a "
+        'JSON body `{"event": "job.finished", "job": <the job>}`, retried with '
+        "exponential back-off until it answers 2xx.",
+    )
+    secret: str = Field(
+        min_length=16,
+        max_length=256,
+        description="Signs each call: header `Crucible-Signature: t=<unix time>,v1=<hex "
+        "HMAC-SHA256 of '<t>.<body>' with this secret>`. Never shown again.",
+    )
+
+
+class WebhookPublic(BaseModel):
+    url: str
+    status: Literal["waiting", "pending", "delivered", "failed"] = Field(
+        description="waiting: the job has not ended; pending: being called (retried with "
+        "back-off); delivered: answered 2xx; failed: given up after every try."
+    )
+    attempts: int
+    last_error: str | None
+
+
 class JobCreate(Strict):
     algorithm: str = Field(min_length=1, max_length=64, description="See GET /v1/algorithms.")
     config: dict[str, Any] = Field(default_factory=dict, description="The algorithm's config.")
@@ -99,6 +128,7 @@ class JobCreate(Strict):
         description="Wall-clock limit: past it the run stops with a checkpoint and the job "
         "fails with error_code timed_out.",
     )
+    webhook: WebhookSpec | None = Field(None, description="Call a URL when the job ends.")
 
     @model_validator(mode="after")
     def _short_tags(self) -> JobCreate:
@@ -106,6 +136,36 @@ class JobCreate(Strict):
             if not 0 < len(key) <= 64 or len(value) > 256:
                 raise ValueError("tag keys must be 1-64 characters and values at most 256")
         return self
+
+
+class JobClone(Strict):
+    """What a copy of a job changes; everything left out is the original's."""
+
+    config: dict[str, Any] | None = Field(
+        None, description="A JSON merge patch (RFC 7396) onto the original's config."
+    )
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
+    name: str | None = Field(None, max_length=200)
+    tags: dict[str, str] | None = Field(None, max_length=32)
+    register_as: RegisterSpec | None = None
+    max_runtime_seconds: float | None = Field(None, gt=0, le=30 * 24 * 3600)
+    webhook: WebhookSpec | None = None
+
+
+class JobContinue(Strict):
+    """A new job that goes on from where a model's training ended."""
+
+    config: dict[str, Any] | None = Field(
+        None,
+        description="A JSON merge patch onto the original config: a larger budget "
+        "(`total_steps`, `max_iterations`), usually nothing else (a change the saved state "
+        "cannot take, a wider network, makes the run start over, with a warning).",
+    )
+    name: str | None = Field(None, max_length=200)
+    tags: dict[str, str] | None = Field(None, max_length=32)
+    register_as: RegisterSpec | None = None
+    max_runtime_seconds: float | None = Field(None, gt=0, le=30 * 24 * 3600)
+    webhook: WebhookSpec | None = None
 
 
 class Progress(BaseModel):
@@ -151,6 +211,20 @@ class JobPublic(BaseModel):
     model_id: str | None = Field(description="The model it made, once it succeeded.")
     register_as: RegisterSpec | None
     max_runtime_seconds: float | None
+    queue_position: int | None = Field(
+        None,
+        description="A queued job's place in its queue (1: next to start); null otherwise.",
+    )
+    estimated_start_seconds: int | None = Field(
+        None,
+        description="A queued job's estimated wait, in whole seconds, from the running jobs' "
+        "ETAs and recent durations of the jobs ahead; null when unknown (no worker seen on "
+        "its queue lately) or the job is not queued.",
+    )
+    webhook: WebhookPublic | None = Field(None, description="The job's webhook and its calls.")
+    continued_from: str | None = Field(
+        None, description="The job whose final state this one went on from."
+    )
     cancel_requested: bool
     submitted_by: str | None = Field(description="Id of the API key that submitted it.")
     cancelled_by: str | None = Field(description="Id of the API key that cancelled it.")

@@ -8,6 +8,10 @@
 # - Ctrl-C or SIGTERM stops all three cleanly (the training worker checkpoints a running job
 #   and hands it back to the queue); what has not stopped after STOP_TIMEOUT seconds is
 #   killed. Either way nothing is left running.
+# One line says when the service is ready (/readyz answers 200) and where to find it; one
+# other if it is still not ready after READY_TIMEOUT seconds. LOG_LEVEL sets the level of all
+# three (uvicorn's --log-level, Celery's --loglevel), ACCESS_LOG=true adds uvicorn's access log;
+# the workers start without Celery's banner (`--quiet`), so that line is not lost in it.
 # Needs bash 5.1 or later (`wait -n -p`).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +19,25 @@ BIN=.venv/bin
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
 STOP_TIMEOUT=${STOP_TIMEOUT:-30}
+READY_TIMEOUT=${READY_TIMEOUT:-60}
+# The same level everywhere, checked here: uvicorn spells it in lower case, Celery in upper.
+LOG_LEVEL=${LOG_LEVEL:-INFO}
+case ${LOG_LEVEL,,} in
+debug | info | warning | error | critical) ;;
+*)
+    echo "run.sh: LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not '$LOG_LEVEL'" >&2
+    exit 2
+    ;;
+esac
+# Read as the setting reads it (pydantic's booleans); off unless asked for.
+case ${ACCESS_LOG:-false} in
+[1tTyY] | [tT][rR][uU][eE] | [yY][eE][sS] | [oO][nN]) ACCESS_LOG_FLAG=--access-log ;;
+[0fFnN] | [fF][aA][lL][sS][eE] | [nN][oO] | [oO][fF][fF]) ACCESS_LOG_FLAG=--no-access-log ;;
+*)
+    echo "run.sh: ACCESS_LOG must be true or false, not '$ACCESS_LOG'" >&2
+    exit 2
+    ;;
+esac
 # Secure by default: an API open to anyone who can reach it (AUTH_REQUIRED=false, the
 # embedded default) listens on loopback only.
 case "${AUTH_REQUIRED:-false}" in
@@ -38,18 +61,53 @@ declare -A name=([api]="API" [trainer]="training worker" [querier]="query worker
 
 start() { # start api|trainer|querier
     case $1 in
-    api) "$BIN/uvicorn" api.main:app --host "$HOST" --port "$PORT" & ;;
+    api)
+        "$BIN/uvicorn" api.main:app --host "$HOST" --port "$PORT" \
+            --log-level "${LOG_LEVEL,,}" "$ACCESS_LOG_FLAG" &
+        ;;
     trainer)
-        "$BIN/celery" -A worker.app worker --pool=solo --queues=gpu,cpu --loglevel=INFO \
-            --hostname="crucible-train@%h" &
+        "$BIN/celery" -A worker.app --quiet worker --pool=solo --queues=gpu,cpu \
+            --loglevel="${LOG_LEVEL^^}" --hostname="crucible-train@%h" &
         ;;
     querier)
-        "$BIN/celery" -A worker.app worker --pool=solo --queues=queries --loglevel=INFO \
-            --hostname="crucible-queries@%h" &
+        "$BIN/celery" -A worker.app --quiet worker --pool=solo --queues=queries \
+            --loglevel="${LOG_LEVEL^^}" --hostname="crucible-queries@%h" &
         ;;
     esac
     pid[$1]=$!
     started[$1]=$SECONDS
+}
+
+# Polls /readyz (no proxy, 2 s per try) until it answers 200, then prints the ready line; says
+# once if that takes longer than its patience. One process, so stopping it leaves nothing.
+read -r -d '' ANNOUNCE <<'PY'
+import http.client, sys, time, urllib.request
+url, patience = sys.argv[1], float(sys.argv[2])
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+deadline = time.monotonic() + patience
+while True:
+    try:
+        with opener.open(f"{url}/readyz", timeout=2) as answer:
+            if answer.status == 200:
+                break
+    except (OSError, http.client.HTTPException):  # not listening yet, or 503 not ready
+        pass
+    if deadline and time.monotonic() > deadline:
+        print(f"crucible: the API is still not ready after {patience:g} s; {url}/readyz "
+              "says which dependency fails", file=sys.stderr, flush=True)
+        deadline = 0
+    time.sleep(0.5)
+print(f"Crucible is ready: API {url}  docs {url}/docs  dashboard {url}/  (Ctrl-C stops)",
+      flush=True)
+PY
+
+base_url() { # where a browser on this machine reaches the API
+    case $HOST in
+    0.0.0.0 | "") echo "http://127.0.0.1:$PORT" ;;
+    ::) echo "http://[::1]:$PORT" ;;
+    *:*) echo "http://[$HOST]:$PORT" ;;
+    *) echo "http://$HOST:$PORT" ;;
+    esac
 }
 
 alive() { # alive PID...: whether any of them is still running
@@ -79,7 +137,7 @@ trap 'stop 0' INT TERM
 start api
 start trainer
 start querier
-echo "Crucible: API on http://$HOST:$PORT (docs at /docs); Ctrl-C stops."
+"$BIN/python" -c "$ANNOUNCE" "$(base_url)" "$READY_TIMEOUT" &
 while :; do
     exited=""
     wait -n -p exited "${pid[@]}"

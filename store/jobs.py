@@ -25,8 +25,21 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Executable, and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from store import events
 from store.db import page, sort_order
-from store.tables import DEFAULT_TENANT, Job, JobKind, JobStatus, MetricPoint, utcnow
+from store.tables import (
+    DEFAULT_TENANT,
+    IdempotencyKey,
+    Job,
+    JobDataset,
+    JobEvent,
+    JobKind,
+    JobLog,
+    JobStatus,
+    MetricPoint,
+    TrainedModelRow,
+    utcnow,
+)
 
 RUNNING = JobStatus.running.value
 QUEUED = JobStatus.queued.value
@@ -67,6 +80,7 @@ def create_job(
     tenant: str = DEFAULT_TENANT,
     submitted_by: str | None = None,
     model_refs: dict[str, str] | None = None,
+    webhook: dict[str, Any] | None = None,
 ) -> Job:
     job = Job(
         id=new_job_id(),
@@ -90,10 +104,24 @@ def create_job(
         attempt=0,
         lost_workers=0,
         attempt_start_step=0,
+        webhook=webhook,
+        webhook_attempts=0,
     )
     session.add(job)
     session.flush()
+    events.record_status(session, job.id)
     return job
+
+
+def _ended(session: Session, job_id: str) -> None:
+    """What follows every transition into a final status, in its transaction: the status
+    event, and the job's webhook (if it has one) due at once."""
+    events.record_status(session, job_id)
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.webhook.is_not(None), Job.webhook_status.is_(None))
+        .values(webhook_status="pending", webhook_next_at=utcnow())
+    )
 
 
 def get_job(session: Session, job_id: str, *, tenant: str | None = None) -> Job:
@@ -182,7 +210,9 @@ def request_cancel(session: Session, *, job_id: str, cancelled_by: str | None = 
             finished_at=now,
         ),
     )
-    if not done:
+    if done:
+        _ended(session, job_id)
+    else:
         flagged = _changed(
             session,
             update(Job)
@@ -237,6 +267,8 @@ def claim(session: Session, *, job_id: str, worker: str, lease_seconds: float) -
             error=None,
         ),
     )
+    if taken:
+        events.record_status(session, job_id)
     session.refresh(job)
     if taken:
         return Claim(job, "claimed")
@@ -374,7 +406,10 @@ def finish(
         "lease_expires_at": None,
         **extra,
     }
-    return bool(_changed(session, update(Job).where(_owned(job_id, attempt)).values(**values)))
+    if not _changed(session, update(Job).where(_owned(job_id, attempt)).values(**values)):
+        return False
+    _ended(session, job_id)
+    return True
 
 
 MAX_WARNINGS = 100
@@ -390,20 +425,22 @@ def add_warnings(
         return
     merged = [*current, *warnings][:MAX_WARNINGS]
     session.execute(update(Job).where(_owned(job_id, attempt)).values(warnings=merged))
+    events.record_warnings(session, job_id, list(warnings))
 
 
 def release(session: Session, *, job_id: str, attempt: int) -> bool:
     """Hand a running job back to the queue (its worker is shutting down); it keeps its
     checkpoint, so whoever claims it next resumes. The caller sends its message and then
     calls `mark_enqueued`; until then the sweeper counts it as unsent."""
-    return bool(
-        _changed(
-            session,
-            update(Job)
-            .where(_owned(job_id, attempt))
-            .values(status=QUEUED, worker=None, lease_expires_at=None, enqueued_at=None),
-        )
+    released = _changed(
+        session,
+        update(Job)
+        .where(_owned(job_id, attempt))
+        .values(status=QUEUED, worker=None, lease_expires_at=None, enqueued_at=None),
     )
+    if released:
+        events.record_status(session, job_id)
+    return bool(released)
 
 
 @dataclass(frozen=True)
@@ -480,7 +517,8 @@ def _requeue_expired(session: Session, *, now: datetime, max_attempts: int) -> l
     for job in session.scalars(select(Job).where(expired)).all():
         lost = job.lost_workers + 1  # releases at a clean shutdown do not count
         if lost >= max_attempts:
-            session.execute(
+            failed = _changed(
+                session,
                 update(Job)
                 .where(Job.id == job.id, expired)
                 .values(
@@ -490,15 +528,20 @@ def _requeue_expired(session: Session, *, now: datetime, max_attempts: int) -> l
                     lost_workers=lost,
                     error=f"worker lost {lost} times (last: {job.worker}); giving up",
                     error_code="worker_lost",
-                )
+                ),
             )
+            if failed:
+                _ended(session, job.id)
             continue
         if job.cancel_requested:
-            session.execute(
+            cancelled = _changed(
+                session,
                 update(Job)
                 .where(Job.id == job.id, expired)
-                .values(status=JobStatus.cancelled.value, finished_at=now, lease_expires_at=None)
+                .values(status=JobStatus.cancelled.value, finished_at=now, lease_expires_at=None),
             )
+            if cancelled:
+                _ended(session, job.id)
             continue
         moved = _changed(
             session,
@@ -513,6 +556,7 @@ def _requeue_expired(session: Session, *, now: datetime, max_attempts: int) -> l
             ),
         )
         if moved:
+            events.record_status(session, job.id)
             orphans.append(Orphan(job.id, job.queue))
     return orphans
 
@@ -597,3 +641,70 @@ def expired_queries(session: Session, *, limit: int = 100) -> Sequence[Job]:
 
 def delete_job(session: Session, *, job_id: str) -> None:
     session.execute(delete(Job).where(Job.id == job_id))
+
+
+class JobActive(RuntimeError):
+    """The job is queued or running: cancel it first."""
+
+
+def remove(session: Session, *, job_id: str) -> list[str]:
+    """Delete a finished job with its history (metric points, events, logs, dataset links,
+    idempotency records); the model it made stays, no longer linked to it. Returns the URIs
+    of its files (checkpoints) for the caller to delete after the commit."""
+    job = get_job(session, job_id)
+    if job.status in ACTIVE:
+        raise JobActive(f"job {job_id} is {job.status}: cancel it first")
+    uris = [job.checkpoint_uri] if job.checkpoint_uri else []
+    for table in (MetricPoint, JobEvent, JobLog, JobDataset):
+        session.execute(delete(table).where(table.job_id == job_id))
+    session.execute(
+        delete(IdempotencyKey).where(
+            IdempotencyKey.scope == "jobs", IdempotencyKey.resource_id == job_id
+        )
+    )
+    session.execute(
+        update(TrainedModelRow).where(TrainedModelRow.job_id == job_id).values(job_id=None)
+    )
+    session.execute(delete(Job).where(Job.id == job_id))
+    return uris
+
+
+RESUMABLE_CODES = ("timed_out",)
+
+
+def resume(session: Session, *, job_id: str) -> Job:
+    """Put a cancelled job (or one stopped by its time limit) back in the queue, to go on
+    from its checkpoint; the caller sends its message. `InvalidTransition` if it has no
+    checkpoint or ended otherwise."""
+    job = get_job(session, job_id)
+    resumable = or_(
+        Job.status == JobStatus.cancelled.value,
+        and_(Job.status == JobStatus.failed.value, Job.error_code.in_(RESUMABLE_CODES)),
+    )
+    done = _changed(
+        session,
+        update(Job)
+        .where(Job.id == job_id, resumable, Job.checkpoint_uri.is_not(None))
+        .values(
+            status=QUEUED,
+            cancel_requested=False,
+            cancelled_by=None,
+            error=None,
+            error_code=None,
+            finished_at=None,
+            enqueued_at=None,
+            max_runtime_seconds=None,
+            webhook_status=None,
+            webhook_attempts=0,
+            webhook_next_at=None,
+            webhook_last_error=None,
+        ),
+    )
+    session.refresh(job)
+    if not done:
+        why = "it has no checkpoint" if job.checkpoint_uri is None else f"it is {job.status}"
+        if job.status == JobStatus.failed.value and job.error_code not in RESUMABLE_CODES:
+            why = f"it failed ({job.error_code}); resuming would fail again"
+        raise InvalidTransition(f"job {job_id} cannot be resumed: {why}")
+    events.record_status(session, job_id)
+    return job

@@ -165,3 +165,34 @@ def _resolve_name(session: Session, name: str, tag: str, tenant: str) -> Trained
     if row is None:  # cannot happen while the foreign key holds
         raise ModelNotFound(f"{name}@{tag} points at a missing model")
     return row
+
+
+class ModelInUse(RuntimeError):
+    """The model is a registered version, or a queued or running job uses it."""
+
+
+def remove(session: Session, model_id: str) -> str:
+    """Delete the model's row; the URI of its file, for the caller to delete after the
+    commit. `ModelInUse` names what still needs it: registered versions (unregister them, or
+    an alias would point at nothing) and active jobs that reference it."""
+    row = session.get(TrainedModelRow, model_id)
+    if row is None:
+        raise ModelNotFound(f"no model with id {shown(model_id)}")
+    versions = session.execute(
+        select(ModelVersion.name, ModelVersion.version).where(ModelVersion.model_id == model_id)
+    ).all()
+    if versions:
+        names = ", ".join(f"{name}@{version}" for name, version in versions[:5])
+        raise ModelInUse(f"model {model_id} is registered as {names}")
+    for job_id, refs in session.execute(
+        select(Job.id, Job.model_refs).where(
+            Job.tenant == row.tenant,
+            Job.status.in_((JobStatus.queued.value, JobStatus.running.value)),
+            Job.model_refs.is_not(None),
+        )
+    ).all():
+        if model_id in (refs or {}).values():
+            raise ModelInUse(f"model {model_id} is used by job {job_id}, which has not ended")
+    uri = row.artifact_uri
+    session.delete(row)
+    return uri

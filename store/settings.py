@@ -122,6 +122,37 @@ class Settings(BaseSettings):
         "is fastest for the small networks here and never oversubscribes a shared machine.",
     )
     log_level: str = Field("INFO", description="Log level of the API and the worker.")
+    access_log: bool = Field(
+        False, description="Log one line per HTTP request (uvicorn's access log); off by default."
+    )
+    progress_log_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How often a worker logs a running job's progress (step, ETA, latest "
+        "metrics); the lines also go to the job's own log.",
+    )
+    tensorboard_dir: Path | None = Field(
+        None,
+        description="Workers also write each job's metric points as TensorBoard event files "
+        "under this folder, one run per job id (`tensorboard --logdir` it); unset: they "
+        "do not.",
+    )
+    webhook_max_attempts: int = Field(
+        8,
+        ge=1,
+        le=50,
+        description="Tries of a job's webhook before it is given up, with exponential back-off "
+        "from 5 s (capped at 10 minutes) between them.",
+    )
+    webhook_timeout_seconds: float = Field(
+        5.0, gt=0, le=60, description="How long one webhook call may take."
+    )
+    webhook_allow_private_hosts: bool = Field(
+        False,
+        description="Let webhooks call loopback, link-local and private addresses (a test or a "
+        "single-machine setup); off by default, so a job spec cannot aim the service at its "
+        "own network.",
+    )
     worker_metrics_port: int = Field(
         0,
         ge=0,

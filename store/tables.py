@@ -143,6 +143,16 @@ class Job(Base):
     result_media_type: Mapped[str | None] = mapped_column(String(64))
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    # The job whose final checkpoint this one started from (a model's training continued).
+    continued_from: Mapped[str | None] = mapped_column(String(32))
+    # {"url", "secret"}: called (signed with the secret) when the job ends; see store/webhooks.py.
+    webhook: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # pending (to call), delivered, failed (gave up); null: no webhook or the job runs.
+    webhook_status: Mapped[str | None] = mapped_column(String(16))
+    webhook_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    webhook_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    webhook_last_error: Mapped[str | None] = mapped_column(String(500))
+
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -161,6 +171,48 @@ class MetricPoint(Base):
     name: Mapped[str] = mapped_column(String(128))
     step: Mapped[int] = mapped_column(BigInteger)
     value: Mapped[float] = mapped_column(Float)
+
+
+def autoincrement_id() -> Mapped[int]:
+    """A 64-bit id on PostgreSQL (an integer on SQLite, where only that autoincrements)."""
+    return mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+
+
+class JobEvent(Base):
+    """A change of a job's status (queued, running as attempt N on worker W, finished) or a
+    warning, in the order it happened: the history `GET /v1/jobs/{id}/events` replays.
+
+    Every insert happens after the transaction took the job's row lock (the transition's
+    UPDATE, or `store.jobs.hold`), so one job's events commit in the order of their ids and
+    a reader that saw id n never misses a later-committed smaller one."""
+
+    __tablename__ = "job_events"
+    __table_args__ = (Index("ix_job_events_job_id_id", "job_id", "id"),)
+
+    id: Mapped[int] = autoincrement_id()
+    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # status | warning
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class JobLog(Base):
+    """A log record of a job's run, from every attempt, written by its worker in the fenced
+    transaction of its metric points (so ids are in commit order per job, as events are)."""
+
+    __tablename__ = "job_logs"
+    __table_args__ = (Index("ix_job_logs_job_id_id", "job_id", "id"),)
+
+    id: Mapped[int] = autoincrement_id()
+    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    level: Mapped[str] = mapped_column(String(16))
+    logger: Mapped[str] = mapped_column(String(128))
+    message: Mapped[str] = mapped_column(Text)
 
 
 class TrainedModelRow(Base):

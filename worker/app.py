@@ -15,11 +15,14 @@ second would be most of a small job's time from submission to its start).
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from celery import Celery
+from celery.signals import setup_logging
 from kombu import Queue
 from kombu.transport.sqlalchemy import Transport as SQLAlchemyTransport
 
+from store import logging_setup
 from store.settings import Settings, get_settings
 
 TRAIN_TASK = "crucible.train_job"
@@ -77,6 +80,13 @@ def create_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=False,
     )
     return app
+
+
+@setup_logging.connect
+def _configure_logging(loglevel: int | str | None = None, **_: Any) -> None:
+    """Replace Celery's logging set-up (and its format) with the service's one, at the level
+    of `--loglevel`, which `scripts/run.sh` and the Makefile take from LOG_LEVEL."""
+    logging_setup.configure(loglevel or get_settings().log_level)
 
 
 def celery_for(settings: Settings) -> Celery:

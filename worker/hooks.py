@@ -24,6 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,6 +32,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from store import jobs
 from store.artifacts import ArtifactStore, ArtifactUnavailable
 from store.db import database_unreachable, session_scope
+from store.tables import JobLog
+from worker.job_log import JobLogHandler, ProgressLog, progress_line
+from worker.tensorboard import EventFile
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +113,16 @@ class JobHooks:
         patience_seconds: float | None = None,
         deadline: float | None = None,
         legacy_checkpoint: bool = False,
+        worker: str | None = None,
+        progress_log_seconds: float = 30.0,
+        tensorboard_dir: Path | None = None,
     ) -> None:
         """`deadline` is a `time.monotonic()` past which `should_stop()` is true (the job's
         wall-clock limit); `legacy_checkpoint` says the job has a checkpoint at the key
-        used before per-attempt files, deleted once this attempt records one."""
+        used before per-attempt files, deleted once this attempt records one. The run's
+        log records (and a progress line every `progress_log_seconds`) go to the job's own
+        log, marked with the attempt and `worker`; with `tensorboard_dir` the points written
+        go to a TensorBoard event file too."""
         self._factory = factory
         self._artifacts = artifacts
         self.job_id = job_id
@@ -126,6 +136,11 @@ class JobHooks:
         self._points: list[Point] = []
         self._warnings: list[dict[str, Any]] = []
         self._progress: tuple[int, int] | None = None
+        self.records = JobLogHandler(attempt, worker)
+        self._progress_log = ProgressLog(progress_log_seconds)
+        self._latest: dict[str, float] = {}  # the last value of each metric, for progress lines
+        self._tensorboard_dir = tensorboard_dir
+        self._event_file: EventFile | None = None
         # A checkpoint file written but not yet recorded: (step, uri).
         self._pending: tuple[int, str] | None = None
         self._last_flush = time.monotonic()
@@ -141,12 +156,21 @@ class JobHooks:
 
     # -- lifecycle -----------------------------------------------------------------------
     def __enter__(self) -> JobHooks:
+        self.records.watch(threading.get_ident())
+        logging.getLogger().addHandler(self.records)
         self._thread.start()
+        self.records.watch(self._thread.ident)
+        self.note(logging.INFO, "attempt %d started on %s", self.attempt, self.records.worker)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._progress_log.unlogged is not None:  # where the run stopped, said once
+            step, total = self._progress_log.unlogged
+            line = progress_line(step, total, None, dict(self._latest))
+            self.note(logging.INFO, "%s", line)
         self._done.set()
         self._thread.join(timeout=5)
+        logging.getLogger().removeHandler(self.records)
         if not self._drain(self.patience):
             self._give_up()
 
@@ -178,6 +202,8 @@ class JobHooks:
                 failing = False
             if renew:
                 last_renew = time.monotonic()
+            if state.cancel_requested and not self.cancel_requested:
+                self.note(logging.INFO, "cancel requested: stopping at the next step")
             self.cancel_requested = state.cancel_requested
             if not state.held:
                 self._lose_lease()
@@ -187,14 +213,25 @@ class JobHooks:
                 except Exception:  # keep the heartbeat alive whatever happens
                     log.exception("job %s: flush failed", self.job_id)
 
+    def note(self, level: int, message: str, *args: Any) -> None:
+        """A line for the job's own log, and for the worker's (prefixed with the job)."""
+        text = message % args if args else message
+        log.log(level, "job %s: %s", self.job_id, text)
+        self.records.add(logging.getLevelName(level), log.name, text)
+
     # -- the hooks contract --------------------------------------------------------------
     def on_progress(self, step: int, total: int) -> None:
         with self._lock:
             self._progress = (step, total)
+            latest = dict(self._latest)
+        if self._progress_log.due(step, total):
+            eta = self._progress_log.eta(step, total)
+            self.note(logging.INFO, "%s", progress_line(step, total, eta, latest))
 
     def on_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
         with self._lock:
             self._points.extend((name, int(step), float(v)) for name, v in metrics.items())
+            self._latest.update((name, float(v)) for name, v in metrics.items())
             buffered = len(self._points)
         if buffered >= FLUSH_POINTS and not self._unreachable:
             self.flush()  # while the database is unreachable the heartbeat thread retries
@@ -223,7 +260,7 @@ class JobHooks:
         self.flush()
 
     def on_warning(self, step: int, code: str, message: str) -> None:
-        log.warning("job %s step %d: %s: %s", self.job_id, step, code, message)
+        self.note(logging.WARNING, "step %d: %s: %s", step, code, message)
         with self._lock:
             self._warnings.append({"step": int(step), "code": code, "message": message})
 
@@ -245,14 +282,15 @@ class JobHooks:
                 points, warnings = list(self._points), list(self._warnings)
                 progress, pending = self._progress, self._pending
                 self._last_flush = time.monotonic()
-            if not (points or warnings or progress or pending):
+            records = self.records.pending()
+            if not (points or warnings or progress or pending or records):
                 return True
             if self.lease_lost:
                 self._discard()
                 return True
             try:
                 with session_scope(self._factory) as session:
-                    record = self._write(session, points, warnings, progress, pending)
+                    record = self._write(session, points, warnings, progress, pending, records)
             except Exception as exc:
                 if is_db_outage(exc):
                     if not self._unreachable:
@@ -275,9 +313,13 @@ class JobHooks:
                     "metrics_lost",
                     f"{len(points)} metric points could not be stored: {type(exc).__name__}",
                 )
+            else:
+                if record is not None and points:
+                    self._export(points)  # what the database now holds
             if self._unreachable:
                 log.info("job %s: database back; %d points written", self.job_id, len(points))
                 self._unreachable = False
+            self.records.drop(len(records))
             with self._lock:
                 del self._points[: len(points)]
                 del self._warnings[: len(warnings)]
@@ -298,11 +340,13 @@ class JobHooks:
         warnings: list[dict[str, Any]],
         progress: tuple[int, int] | None,
         pending: tuple[int, str] | None,
+        records: list[dict[str, Any]],
     ) -> jobs.CheckpointRecord | None:
         """One transaction; None if this attempt no longer holds the job."""
         if not jobs.hold(session, job_id=self.job_id, attempt=self.attempt):
             return None
         jobs.add_metrics(session, job_id=self.job_id, points=points)
+        session.add_all(JobLog(job_id=self.job_id, **record) for record in records)
         jobs.add_warnings(session, job_id=self.job_id, attempt=self.attempt, warnings=warnings)
         if progress is not None:
             jobs.record_progress(
@@ -317,6 +361,19 @@ class JobHooks:
         return jobs.record_checkpoint(
             session, job_id=self.job_id, attempt=self.attempt, step=pending[0], uri=pending[1]
         )
+
+    def _export(self, points: list[Point]) -> None:
+        """Points the database holds now, to the TensorBoard event file too. Best effort: a
+        full disk there must not stop the run."""
+        if self._tensorboard_dir is None:
+            return
+        try:
+            if self._event_file is None:
+                self._event_file = EventFile(self._tensorboard_dir, self.job_id, self.attempt)
+            self._event_file.add(points)
+        except OSError as exc:
+            log.warning("job %s: TensorBoard export stopped: %s", self.job_id, exc)
+            self._tensorboard_dir = None
 
     def _drain(self, patience: float) -> bool:
         """Flush until everything is written, for up to `patience` seconds."""
@@ -356,6 +413,7 @@ class JobHooks:
         """Drop what a worker that lost the job still holds: the new owner resumes from the
         last recorded checkpoint, and every point up to it is written; the rest it writes
         again. Called with `_sync` held."""
+        self.records.drop(len(self.records.pending()))
         with self._lock:
             dropped, self._points = len(self._points), []
             self._warnings, self._progress = [], None

@@ -37,6 +37,7 @@ from store.artifacts import ArtifactStore, ArtifactUnavailable, open_artifact_st
 from store.db import session_factory, session_scope
 from store.settings import Settings
 from store.tables import Job, JobKind, JobStatus, utcnow
+from worker import webhooks
 from worker.enqueue import send
 from worker.hooks import (
     SHUTDOWN,
@@ -107,13 +108,26 @@ def run_job(job_id: str, settings: Settings, *, worker: str | None = None) -> st
         patience_seconds=patience(settings),
         deadline=_deadline(job),
         legacy_checkpoint=job.checkpoint_uri is None and job.checkpoint_step is not None,
+        worker=job.worker,
+        progress_log_seconds=settings.progress_log_seconds,
+        tensorboard_dir=settings.tensorboard_dir,
     )
     if job.kind == JobKind.query:
         return run_query(job, hooks, factory, artifacts, settings)
     try:
         return _train(job, hooks, factory, artifacts, settings)
     finally:
+        _call_webhook(job_id, settings)
         _free_memory()  # after the outcome is recorded: the client does not wait for it
+
+
+def _call_webhook(job_id: str, settings: Settings) -> None:
+    """Tell the job's webhook it ended, at once rather than at the next sweep. Best effort:
+    a failed try is the sweeper's to retry, and nothing here may change the job's outcome."""
+    try:
+        webhooks.deliver(job_id, settings)
+    except Exception:
+        log.warning("job %s: webhook not tried now; the sweeper will", job_id, exc_info=True)
 
 
 def _deadline(job: Job) -> float | None:
@@ -161,7 +175,7 @@ def _train(
             error_code="internal_error",
         )
     try:
-        done, checkpoint = patiently(
+        done = patiently(
             f"job {job_id}: recording success",
             partial(_succeed, factory, job, model, model_id=model_id, uri=uri, data=data),
             patience=wait,
@@ -173,8 +187,6 @@ def _train(
     if not done:
         artifacts.delete(uri)  # another worker owns the job now
         return "abandoned: lease lost"
-    if checkpoint is not None:
-        artifacts.delete(checkpoint)
     if job.checkpoint_uri is None and job.checkpoint_step is not None:
         artifacts.delete_checkpoint(job_id)  # resumed from the key used before per-attempt files
     return JobStatus.succeeded.value
@@ -199,6 +211,8 @@ def _fit(
         patience=hooks.patience,
     )
     resume = _resume_state(factory, artifacts, job, hooks.patience)
+    if resume is not None:
+        hooks.note(logging.INFO, "resuming from the checkpoint of step %d", resume.get("step", 0))
     run = partial(
         algorithm.run,
         config,
@@ -244,21 +258,15 @@ def _referenced_models(
 
 def _succeed(
     factory: Factory, job: Job, model: TrainedModel, *, model_id: str, uri: str, data: bytes
-) -> tuple[bool, str | None]:
-    """Mark the job succeeded and create its model (and registration) in one transaction;
-    also return the checkpoint that was current, which the caller deletes. Safe to run
-    again after a connection lost at commit: the model row says the first try won."""
+) -> bool:
+    """Mark the job succeeded and create its model (and registration) in one transaction.
+    Safe to run again after a connection lost at commit: the model row says the first try
+    won. The final checkpoint stays (retention deletes it after CHECKPOINT_RETENTION_HOURS),
+    so a new job can continue the run (`POST /v1/models/{model}/continue`)."""
     with session_scope(factory) as session:
         if models.get_model(session, model_id) is not None:
-            return True, None
-        checkpoint = jobs.current_checkpoint(session, job_id=job.id)
-        done = jobs.finish(
-            session,
-            job_id=job.id,
-            attempt=job.attempt,
-            status=JobStatus.succeeded,
-            checkpoint_uri=None,
-        )
+            return True
+        done = jobs.finish(session, job_id=job.id, attempt=job.attempt, status=JobStatus.succeeded)
         if done:
             models.create_model(
                 session,
@@ -274,7 +282,7 @@ def _succeed(
             )
             if job.register_as:
                 _register(session, job.register_as, model_id, job.tenant)
-    return done, checkpoint
+    return done
 
 
 def _register(session: Session, spec: dict[str, Any], model_id: str, tenant: str) -> None:

@@ -4,8 +4,10 @@ Every worker runs a sweeper thread. A job whose lease expired (its worker was ki
 back to the queue and resumes from its checkpoint; a job the API could not enqueue (broker
 down), or queued for longer than `QUEUED_RESEND_SECONDS` (its message lost: a broker
 restarted without persistence), is sent now; expired results of heavy queries are deleted,
-and retention (`store.retention`) keeps checkpoints, idempotency keys and metric points from
-growing without bound. Claims are atomic, so two sweepers sending the same job is harmless.
+retention (`store.retention`) keeps checkpoints, idempotency keys and metric points from
+growing without bound, and due webhooks are called (`worker.webhooks`: retries, and jobs that
+ended without a worker, such as one cancelled while queued). Claims are atomic, so two
+sweepers sending the same job is harmless.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from store.retention import apply_retention
 from store.settings import Settings
 from worker.enqueue import enqueue_job
 from worker.queries import drop_expired_results
+from worker.webhooks import deliver_due
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +103,7 @@ def sweep_once(settings: Settings) -> list[str]:
     drop_expired_results(factory, open_artifact_store(settings))
     prune_embedded_broker(settings.resolved_broker_url)
     apply_retention(settings)
+    deliver_due(settings)
     return [o.job_id for o in orphans]
 
 

@@ -57,7 +57,6 @@ _sweeper: Sweeper | None = None
 @worker_ready.connect
 def _start_sweeper(**_: Any) -> None:
     global _sweeper
-    logging.basicConfig(level=get_settings().log_level)
     metrics.serve(get_settings().worker_metrics_port)
     _sweeper = Sweeper(get_settings())
     _sweeper.start()

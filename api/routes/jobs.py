@@ -1,10 +1,13 @@
-"""Jobs: submit, list, inspect, cancel, and read metric series."""
+"""Jobs: submit, list, inspect, cancel, resume, clone and delete."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, StringConstraints, ValidationError
@@ -12,15 +15,16 @@ from sqlalchemy.exc import IntegrityError
 
 import ml
 from api.auth import Caller, ReadCaller, TrainCaller
-from api.deps import IdempotencyKeyHeader, ModelCacheDep, SessionDep, SettingsDep
+from api.deps import ArtifactsDep, IdempotencyKeyHeader, ModelCacheDep, SessionDep, SettingsDep
 from api.errors import ApiError, from_validation
 from api.limits import check_submission
 from api.listing import sort_pattern, tag_filters
-from api.schemas import JobCreate, JobPublic, JobsPublic, Progress
+from api.schemas import JobClone, JobCreate, JobPublic, JobsPublic, Progress, WebhookPublic
 from api.strict_input import StrictRoute, validate_strictly
 from ml.core.references import referenced_models
 from ml.data import UploadedDataset
 from store import datasets, idempotency, jobs, models, registry
+from store.queue import Wait, waits
 from store.tables import DatasetRow, Job, JobKind, JobStatus
 from worker.enqueue import send
 
@@ -28,15 +32,34 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=StrictRoute)
 log = logging.getLogger(__name__)
 
 
-JOB_COLUMNS = [name for name in JobPublic.model_fields if name in Job.__table__.columns]
+# Shown as the table has them; the webhook is shown without its secret.
+JOB_COLUMNS = [
+    name for name in JobPublic.model_fields if name in Job.__table__.columns and name != "webhook"
+]
 
 
-def to_public(job: Job, model_id: str | None) -> JobPublic:
+def webhook_public(job: Job) -> WebhookPublic | None:
+    if job.webhook is None:
+        return None
+    return WebhookPublic(
+        url=job.webhook["url"],
+        status=job.webhook_status or "waiting",  # type: ignore[arg-type]
+        attempts=job.webhook_attempts,
+        last_error=job.webhook_last_error,
+    )
+
+
+def to_public(job: Job, model_id: str | None, wait: Wait | None = None) -> JobPublic:
     total = job.progress_total
     fraction = min(1.0, job.progress_step / total) if total else None
     if job.status == JobStatus.succeeded:
         fraction = 1.0
-    links = {"self": f"/v1/jobs/{job.id}", "metrics": f"/v1/jobs/{job.id}/metrics"}
+    links = {
+        "self": f"/v1/jobs/{job.id}",
+        "metrics": f"/v1/jobs/{job.id}/metrics",
+        "events": f"/v1/jobs/{job.id}/events",
+        "logs": f"/v1/jobs/{job.id}/logs",
+    }
     if model_id is not None:
         links["model"] = f"/v1/models/{model_id}"
     # Every column the public schema shares with the table, plus what is derived.
@@ -48,7 +71,17 @@ def to_public(job: Job, model_id: str | None) -> JobPublic:
         fraction=None if fraction is None else round(fraction, 4),
         eta_seconds=None if eta is None else round(eta),  # people read seconds, not 1e-6
     )
-    return JobPublic(**columns, progress=progress, links=links, model_id=model_id)
+    return JobPublic(
+        **columns,
+        progress=progress,
+        links=links,
+        model_id=model_id,
+        webhook=webhook_public(job),
+        queue_position=wait.position if wait else None,
+        estimated_start_seconds=None
+        if wait is None or wait.seconds is None
+        else round(wait.seconds),
+    )
 
 
 def load_job(session: SessionDep, job_id: str, caller: Caller) -> Job:
@@ -64,7 +97,7 @@ def load_job(session: SessionDep, job_id: str, caller: Caller) -> Job:
 
 def public(session: SessionDep, job: Job) -> JobPublic:
     row = models.model_of_job(session, job.id)
-    return to_public(job, row.id if row is not None else None)
+    return to_public(job, row.id if row is not None else None, waits(session, [job]).get(job.id))
 
 
 def uploaded_datasets(config: BaseModel) -> list[UploadedDataset]:
@@ -147,6 +180,8 @@ def check_spec(session: SessionDep, body: JobCreate, tenant: str, settings: Sett
         raise from_validation(list(exc.errors()), prefix="config", body=body.config) from None
     except ml.ConfigError as exc:
         raise config_error(exc) from None
+    if body.webhook is not None:
+        check_webhook(body.webhook.url, settings)
     rows = check_datasets(session, algorithm, config, tenant)
     try:  # one request cannot buy unbounded compute
         ml.check_cost(
@@ -165,6 +200,26 @@ def check_spec(session: SessionDep, body: JobCreate, tenant: str, settings: Sett
         dataset_ids=[row.id for row in rows],
         model_refs=check_models(session, config, tenant),
     )
+
+
+def check_webhook(url: str, settings: SettingsDep) -> None:
+    """Refuse at once a webhook aimed at loopback or a private address written as such; a
+    name is resolved and checked again at each call (`worker.webhooks`)."""
+    if settings.webhook_allow_private_hosts:
+        return
+    host = (urlsplit(url).hostname or "").lower()
+    try:
+        private = not ipaddress.ip_address(host).is_global
+    except ValueError:
+        private = host == "localhost" or host.endswith(".localhost") or not host
+    if private:
+        raise ApiError(
+            422,
+            "invalid_webhook",
+            f"webhook host {models.shown(host)!r} is not a public address (the server's "
+            "WEBHOOK_ALLOW_PRIVATE_HOSTS setting allows it)",
+            field="webhook.url",
+        )
 
 
 def check_models(session: SessionDep, config: BaseModel, tenant: str) -> dict[str, str]:
@@ -253,6 +308,7 @@ def store_job(
     key: str | None,
     digest: str,
     caller: Caller,
+    before_commit: Callable[[Job], None] | None = None,
 ) -> Job:
     """Create the job, its dataset links and its idempotency record in one transaction."""
     job = jobs.create_job(
@@ -268,6 +324,7 @@ def store_job(
         register_as=spec.register_as,
         max_runtime_seconds=body.max_runtime_seconds,
         model_refs=spec.model_refs,
+        webhook=body.webhook.model_dump() if body.webhook else None,
     )
     datasets.link_jobs(session, job_id=job.id, dataset_ids=spec.dataset_ids)
     if key is not None:
@@ -279,6 +336,8 @@ def store_job(
             resource_id=job.id,
             tenant=caller.tenant,
         )
+    if before_commit is not None:
+        before_commit(job)
     session.commit()  # the worker must find the row before it gets the message
     return job
 
@@ -320,7 +379,8 @@ def list_jobs(
         tenant=caller.tenant,
     )
     model_ids = models.model_ids_of_jobs(session, [j.id for j in rows])
-    data = [to_public(j, model_ids.get(j.id)) for j in rows]
+    queued = waits(session, rows)
+    data = [to_public(j, model_ids.get(j.id), queued.get(j.id)) for j in rows]
     return JobsPublic(data=data, count=count, limit=limit, offset=offset)
 
 
@@ -332,7 +392,7 @@ def get_job(
     row = models.model_of_job(session, job.id)
     if row is not None:
         cache.warm(row.id, row.artifact_uri)  # the client's next call is likely a query
-    return to_public(job, row.id if row is not None else None)
+    return to_public(job, row.id if row is not None else None, waits(session, [job]).get(job.id))
 
 
 @router.post("/{job_id}/cancel", status_code=202, summary="Cancel a job", operation_id="cancel_job")
@@ -344,3 +404,116 @@ def cancel_job(job_id: str, caller: TrainCaller, session: SessionDep) -> JobPubl
         raise ApiError(409, "job_finished", str(exc)) from None
     session.commit()
     return public(session, job)
+
+
+@router.post(
+    "/{job_id}/resume",
+    status_code=202,
+    summary="Resume a cancelled job from its checkpoint",
+    operation_id="resume_job",
+    description="A cancelled job, or one stopped by its time limit, goes back to the queue and "
+    "goes on from its last checkpoint (kept for CHECKPOINT_RETENTION_HOURS after it ended), "
+    "without a time limit. 409 `job_not_resumable` otherwise.",
+)
+def resume_job(
+    job_id: str, caller: TrainCaller, session: SessionDep, settings: SettingsDep
+) -> JobPublic:
+    load_job(session, job_id, caller)
+    check_submission(session, caller, settings)
+    try:
+        job = jobs.resume(session, job_id=job_id)
+    except jobs.InvalidTransition as exc:
+        raise ApiError(409, "job_not_resumable", str(exc)) from None
+    session.commit()
+    enqueue_after_commit(session, job, settings)
+    return public(session, job)
+
+
+@router.post(
+    "/{job_id}/clone",
+    status_code=202,
+    summary="Submit a copy of a job",
+    operation_id="clone_job",
+    description="A new job with the same algorithm, config, seed, name, tags and registration, "
+    "changed by the body: `config` is a JSON merge patch (RFC 7396) onto the job's config, "
+    "the other fields replace the job's. Checked as a new submission.",
+)
+def clone_job(
+    job_id: str,
+    body: JobClone,
+    caller: TrainCaller,
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+) -> JobPublic:
+    original = load_job(session, job_id, caller)
+    job = submit_derived(session, caller, settings, original, body)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return to_public(job, None)
+
+
+def submit_derived(
+    session: SessionDep,
+    caller: Caller,
+    settings: SettingsDep,
+    original: Job,
+    changes: JobClone,
+    before_commit: Callable[[Job], None] | None = None,
+) -> Job:
+    """A new job from `original`'s spec with `changes` (see `clone_job`), checked as a new
+    submission; `before_commit` may complete its row (a checkpoint to start from)."""
+    body = JobCreate(
+        algorithm=original.algorithm,
+        config=merge_patch(original.config, changes.config or {}),
+        seed=original.seed if changes.seed is None else changes.seed,
+        name=changes.name if "name" in changes.model_fields_set else original.name,
+        tags=original.tags if changes.tags is None else changes.tags,
+        register_as=changes.register_as,
+        max_runtime_seconds=changes.max_runtime_seconds or original.max_runtime_seconds,
+        webhook=changes.webhook,
+    )
+    spec = check_spec(session, body, caller.tenant, settings)
+    check_submission(session, caller, settings)
+    digest = idempotency.request_hash(body.model_dump(mode="json"))
+    job = store_job(session, body, spec, None, digest, caller, before_commit)
+    enqueue_after_commit(session, job, settings)
+    return job
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396: objects merge key by key, null deletes a key, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=204,
+    summary="Delete a finished job",
+    operation_id="delete_job",
+    description="Deletes the job with its metric points, events, logs and checkpoint files. "
+    "The model it made stays (delete it with DELETE /v1/models/{model}). 409 `job_active` "
+    "while it is queued or running: cancel it first.",
+)
+def delete_job(
+    job_id: str, caller: TrainCaller, session: SessionDep, artifacts: ArtifactsDep
+) -> Response:
+    load_job(session, job_id, caller)
+    try:
+        uris = jobs.remove(session, job_id=job_id)
+    except jobs.JobActive as exc:
+        raise ApiError(409, "job_active", str(exc)) from None
+    session.commit()
+    for uri in uris:
+        try:
+            artifacts.delete(uri)
+        except Exception:  # the row is gone; a leftover file costs space, not correctness
+            log.warning("job %s: checkpoint %s not deleted", job_id, uri, exc_info=True)
+    return Response(status_code=204)

@@ -7,19 +7,21 @@ A model is addressed by its id, by the id of the job that made it, or by a regis
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, Response, UploadFile
+from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.auth import ReadCaller, TrainCaller
-from api.deps import ArtifactsDep, SessionDep, SettingsDep
+from api.deps import ArtifactsDep, ModelCacheDep, SessionDep, SettingsDep
 from api.errors import ApiError
 from api.limits import check_storage
 from api.listing import sort_pattern
 from api.references import ModelReference, ResolvedModelDep, resolve_model
-from api.schemas import ModelPublic, ModelsPublic, RegisteredAs
+from api.routes import jobs as job_routes
+from api.schemas import JobClone, JobContinue, JobPublic, ModelPublic, ModelsPublic, RegisteredAs
 from api.strict_input import StrictRoute
 from api.uploads import read_upload
 from ml.core.errors import ArtifactError
@@ -27,11 +29,12 @@ from ml.core.model import import_bytes
 from ml.queries import queries_for_kind
 from store import jobs, models
 from store.artifacts import ArtifactMissing
-from store.tables import ModelAlias, ModelVersion, TrainedModelRow
+from store.tables import Job, ModelAlias, ModelVersion, TrainedModelRow
 
 router = APIRouter(prefix="/v1/models", tags=["models"], route_class=StrictRoute)
 
 MODEL_FILE = "application/octet-stream"
+log = logging.getLogger(__name__)
 
 
 def registered_as(session: Session, model_id: str) -> list[RegisteredAs]:
@@ -164,3 +167,87 @@ def download_model(_: ReadCaller, row: ResolvedModelDep, artifacts: ArtifactsDep
         media_type=MODEL_FILE,
         headers={"Content-Disposition": f'attachment; filename="{row.id}.pt"'},
     )
+
+
+@router.delete(
+    "/{model}",
+    status_code=204,
+    summary="Delete a model and its file",
+    operation_id="delete_model",
+    description="The job that made it stays. 409 `model_in_use` while it is a registered "
+    "version (an alias could point at it) or a queued or running job references it. Other API "
+    "processes may still resolve its id for up to 30 s, and then answer 503 "
+    "`model_unavailable`.",
+)
+def delete_model(
+    model: ModelReference,
+    caller: TrainCaller,
+    session: SessionDep,
+    artifacts: ArtifactsDep,
+    cache: ModelCacheDep,
+    request: Request,
+) -> Response:
+    row = resolve_model(session, model, caller.tenant)
+    model_id = row.id
+    try:
+        uri = models.remove(session, model_id)
+    except models.ModelInUse as exc:
+        raise ApiError(409, "model_in_use", str(exc)) from None
+    session.commit()
+    cache.forget(model_id)
+    request.app.state.model_rows.forget(model_id)
+    try:
+        artifacts.delete(uri)
+    except Exception:  # the row is gone; a leftover file costs space, not correctness
+        log.warning("model %s: file %s not deleted", model_id, uri, exc_info=True)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{model}/continue",
+    status_code=202,
+    summary="Continue a model's training as a new job",
+    operation_id="continue_model",
+    description="A new job with the model's algorithm, config and seed (changed by the body's "
+    "merge patch, typically a larger `total_steps`) that starts from the final state of the "
+    "job that made the model: networks, optimisers, replay buffers and random generators, "
+    "so it goes on where that run ended. The final state is kept "
+    "CHECKPOINT_RETENTION_HOURS after the job ended: 409 `training_state_gone` after that, "
+    "or for an imported model. The new job names the old one in `continued_from`.",
+)
+def continue_model(
+    model: ModelReference,
+    body: JobContinue,
+    caller: TrainCaller,
+    session: SessionDep,
+    settings: SettingsDep,
+    artifacts: ArtifactsDep,
+    response: Response,
+) -> JobPublic:
+    row = resolve_model(session, model, caller.tenant)
+    source = jobs.get_job(session, row.job_id) if row.job_id is not None else None
+    if source is None or source.checkpoint_uri is None or source.checkpoint_step is None:
+        why = (
+            "it was imported, with no training state"
+            if row.job_id is None
+            else f"the final state of job {row.job_id} is no longer kept "
+            f"(CHECKPOINT_RETENTION_HOURS={settings.checkpoint_retention_hours:g})"
+        )
+        raise ApiError(409, "training_state_gone", f"model {row.id} cannot continue: {why}")
+    origin, step = source.checkpoint_uri, source.checkpoint_step
+
+    def start_from_its_state(job: Job) -> None:
+        """The new job's own copy of the state (retention may delete the original's)."""
+        job.checkpoint_uri = artifacts.put(
+            f"checkpoints/{job.id}/0-{step}.pt", artifacts.get(origin)
+        )
+        job.checkpoint_step = step
+        job.progress_step = step
+        job.continued_from = source.id
+
+    changes = JobClone(**body.model_dump(exclude_unset=True))
+    job = job_routes.submit_derived(
+        session, caller, settings, source, changes, start_from_its_state
+    )
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return job_routes.to_public(job, None)

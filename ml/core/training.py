@@ -261,7 +261,7 @@ class Run:
         return self.step % interval == 0 or self.step == self.total
 
     def end_step(self) -> None:
-        """Log when due; checkpoint when due (never at the end: the model is the result)."""
+        """Log when due; checkpoint when due (at the end `finish` does)."""
         if self.due(self.log_interval):
             self.log()
         if self.step % self.checkpoint_interval == 0 and self.step < self.total:
@@ -289,9 +289,12 @@ class Run:
             self.progress()
 
     def finish(self, metrics: Mapping[str, float] | None = None) -> None:
-        """After the loop: report what is still buffered and `metrics`, and the progress."""
+        """After the loop: report what is still buffered and `metrics`, and the progress;
+        then checkpoint the final state, from which a later job may continue the run with a
+        larger budget (the service keeps it `CHECKPOINT_RETENTION_HOURS`)."""
         if self.metrics or metrics or self._reported_step != self.step:
             self.log(metrics)
+        self.checkpoint()
 
 
 class KeepBest:

@@ -73,6 +73,13 @@ def test_malformed_requests(api: Api) -> None:
         "POST", "/v1/jobs", 400, content=b"{not json", headers={"content-type": "application/json"}
     )
     assert body["code"] == "invalid_json"
+    assert "field" not in body  # a character offset is no field: the message says where
+    assert "line 1 column 2" in body["message"]
+    json_type = {"content-type": "application/json"}
+    empty = api.error("POST", "/v1/jobs", 422, content=b"", headers=json_type)
+    assert empty["code"] == "body_required" and empty["field"] == "body"
+    untyped = api.error("POST", "/v1/jobs", 415, content=b'{"algorithm": "gan"}')
+    assert "has none" in untyped["message"] and untyped["field"] == "content-type"
     api.error("POST", "/v1/jobs", 422, json=["a", "list"])
     for url in ("/v1/jobs/nope", "/v1/jobs/nope/metrics", "/v1/models/nope", "/v1/algorithms/nope"):
         api.error("GET", url, 404)

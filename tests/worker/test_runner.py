@@ -192,8 +192,11 @@ def test_a_job_checkpointed_before_per_attempt_files_resumes(settings: Settings)
     assert run_job(job_id, settings) == "succeeded"
     row = job_row(settings, job_id)
     assert row.resumed_from_step == step and not row.warnings
-    assert not store.exists(store.checkpoint_uri(job_id))  # success deletes it
-    assert checkpoint_files(settings, job_id) == [] and row.checkpoint_uri is None
+    assert not store.exists(store.checkpoint_uri(job_id))  # the run's own replaced it
+    # The final state stays, for a job that continues the run (retention deletes it later).
+    final = f"{row.attempt}-{row.checkpoint_step}.pt"
+    assert checkpoint_files(settings, job_id) == [final]
+    assert row.checkpoint_uri is not None and row.checkpoint_uri.endswith(final)
 
 
 def hooks_for(settings: Settings, job_id: str, attempt: int, factory: Any = None) -> JobHooks:
