@@ -17,6 +17,7 @@ from api.model_cache import ModelCache, ModelRows
 from api.openapi import declare_errors
 from api.routes import (
     algorithms,
+    dashboard,
     datasets,
     environments,
     events,
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         datasets,
         keys,
         monitoring,
+        dashboard,
     ):
         app.include_router(declare_errors(module.router))
     # One route per declared query, from `ml.queries`.
