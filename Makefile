@@ -50,9 +50,12 @@ worker: install-serve
 	$(BIN)/celery -A worker.app worker --pool=solo --queues=$${QUEUES:-gpu,cpu} \
 		--loglevel=$(LOG_LEVEL)
 
+# Both runs go to the end, so one CI run reports every failure; either failing fails the target.
 test: install
-	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile --ignore=tests/integration --ignore=tests/browser
-	$(BIN)/pytest tests/integration tests/browser
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile --ignore=tests/integration --ignore=tests/browser; \
+	in_process=$$?; \
+	$(BIN)/pytest tests/integration tests/browser; \
+	exit $$((in_process || $$?))
 
 test-fast: install
 	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile -m "not slow" --ignore=tests/integration --ignore=tests/browser

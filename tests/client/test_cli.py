@@ -185,6 +185,23 @@ def test_logs_clone_and_delete(service: Api) -> None:
     assert crucible(service, "jobs", "show", copy["id"]).exit_code == 2
 
 
+def test_a_model_continues_training(service: Api, dqn_job: dict[str, Any]) -> None:
+    total = dqn_job["config"]["total_steps"]
+    longer = as_json(
+        crucible(
+            service,
+            "models",
+            "continue",
+            dqn_job["model_id"],
+            "--set",
+            f"total_steps={total + 100}",
+            "--json",
+        )
+    )
+    assert longer["continued_from"] == dqn_job["id"] and longer["progress"]["step"] == total
+    assert longer["config"]["total_steps"] == total + 100
+
+
 def test_keys(secured: Api) -> None:
     def admin(*args: str) -> Result:
         return runner.invoke(

@@ -27,6 +27,7 @@ ANSWERS: dict[tuple[str, str], Any] = {
     ("cancel_job", "202"): schemas.Job,
     ("clone_job", "202"): schemas.Job,
     ("resume_job", "202"): schemas.Job,
+    ("continue_model", "202"): schemas.Job,
     ("get_job_metrics", "200"): schemas.Metrics,
     ("get_job_logs", "200"): schemas.Logs,
     ("list_models", "200"): Page[schemas.TrainedModel],
@@ -49,6 +50,7 @@ ANSWERS: dict[tuple[str, str], Any] = {
 BODIES: dict[str, type[BaseModel]] = {
     "create_job": schemas.JobSpec,
     "clone_job": schemas.CloneSpec,
+    "continue_model": schemas.ContinueSpec,
     "create_model_version": schemas.VersionSpec,
     "set_model_alias": schemas.AliasSpec,
     "create_key": schemas.KeySpec,

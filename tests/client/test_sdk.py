@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.api.conftest import Api
 from tests.client.conftest import ADMIN, BASE_URL, GRID
+from tests.tiny_configs import TINY_CONFIGS
 from worker.runner import run_job
 
 DEMOS = [{"states": [0, 1, 2, 5], "actions": [2, 2, 1, 1]}]
@@ -203,6 +204,19 @@ def test_clone_and_delete(client: Client, service: Api) -> None:
     client.delete_job(copy.id)
     with pytest.raises(NotFound):
         client.get(copy.id)
+
+
+def test_a_model_s_training_continues(client: Client, service: Api) -> None:
+    job = client.submit("dqn", TINY_CONFIGS["dqn"], seed=4)
+    service.run(job.id)
+    model_id = client.get(job.id).model_id
+    assert model_id is not None
+    total = TINY_CONFIGS["dqn"]["total_steps"]
+    longer = client.continue_training(model_id, config={"total_steps": total + 200})
+    assert longer.continued_from == job.id and longer.progress.step == total
+    service.run(longer.id)
+    finished = client.get(longer.id)
+    assert finished.status == JobStatus.succeeded and finished.resumed_from_step == total
 
 
 def test_keys_and_authentication(secured: Api) -> None:

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import httpx
 
 from crucible_client import protocol
-from crucible_client.client import PAGE, job_spec
+from crucible_client.client import PAGE, continue_spec, job_spec
 from crucible_client.display import job_display, upload_bar
 from crucible_client.errors import CrucibleConnectionError, CrucibleError
 from crucible_client.events import EndEvent, JobEvent, ServerEvent, job_event, log_record
@@ -194,6 +194,16 @@ class AsyncClient:
             config=dict(config) if config is not None else None,
         )  # fmt: skip
         return await self.run(self.api.clone(job_id, spec))
+
+    async def continue_training(
+        self,
+        model: str,
+        config: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> Job:
+        spec = continue_spec(config, name, tags)
+        return await self.run(self.api.continue_training(model, spec))
 
     async def events(
         self, job_id: str, last_event_id: str | None = None

@@ -21,6 +21,7 @@ from crucible_client.schemas import (
     Alias,
     Caller,
     CloneSpec,
+    ContinueSpec,
     Dataset,
     Environment,
     Job,
@@ -208,6 +209,18 @@ class Client:
         )  # fmt: skip
         return self.run(self.api.clone(job_id, spec))
 
+    def continue_training(
+        self,
+        model: str,
+        config: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> Job:
+        """A new job that goes on from the final state of the run that made `model`;
+        `config` is a merge patch onto that run's config (say a larger `total_steps`)."""
+        spec = continue_spec(config, name, tags)
+        return self.run(self.api.continue_training(model, spec))
+
     def events(self, job_id: str, last_event_id: str | None = None) -> Iterator[JobEvent]:
         """The job's events as they happen (status, progress, metrics, warning), ending with
         `EndEvent` (the finished job). A broken connection is resumed where it stopped."""
@@ -394,6 +407,16 @@ def job_spec(
         register_as=RegisterSpec(name=register_as) if isinstance(register_as, str) else register_as,
         max_runtime_seconds=max_runtime_seconds,
         webhook=webhook_spec(webhook),
+    )
+
+
+def continue_spec(
+    config: Mapping[str, Any] | None, name: str | None, tags: Mapping[str, str] | None
+) -> ContinueSpec:
+    return ContinueSpec(
+        config=dict(config) if config is not None else None,
+        name=name,
+        tags=dict(tags) if tags is not None else None,
     )
 
 

@@ -26,6 +26,7 @@ from crucible_client.schemas import (
     AliasSpec,
     Caller,
     CloneSpec,
+    ContinueSpec,
     Dataset,
     Environments,
     Job,
@@ -166,6 +167,10 @@ class Requests:
 
     def clone(self, job_id: str, spec: CloneSpec) -> Operation[Job]:
         path = f"/v1/jobs/{segment(job_id)}/clone"
+        return self.model(self.request("POST", path, json=spec.payload()), Job)
+
+    def continue_training(self, model: str, spec: ContinueSpec) -> Operation[Job]:
+        path = f"/v1/models/{segment(model)}/continue"
         return self.model(self.request("POST", path, json=spec.payload()), Job)
 
     def metrics(self, job_id: str, names: list[str] | None) -> Operation[Metrics]:

@@ -164,6 +164,15 @@ class CloneSpec(Body):
     config: dict[str, Any] | None = None
 
 
+class ContinueSpec(Body):
+    """The body of `POST /v1/models/{model}/continue`: `config` is a JSON merge patch onto
+    the config of the job that made the model (usually a larger budget)."""
+
+    config: dict[str, Any] | None = None
+    name: str | None = None
+    tags: dict[str, str] | None = None
+
+
 class Job(Answer):
     id: str
     name: str | None
@@ -196,6 +205,7 @@ class Job(Answer):
     queue_position: int | None = None
     estimated_start_seconds: int | None = None
     webhook: WebhookState | None = None
+    continued_from: str | None = None
 
     @property
     def finished(self) -> bool:

@@ -72,7 +72,9 @@ def test_run_logs_checkpoints_and_stops_without_duplicates() -> None:
     loop(run, net)
     assert [step for step, _ in hooks.metrics["losses/toy"]] == [3, 6, 9, 10]
     assert hooks.metrics["losses/toy"][0][1] == 1.0  # mean of steps 0, 1, 2
-    assert [c["step"] for c in hooks.checkpoints] == [4, 8]  # never at the end
+    # On schedule, and the final state once at the end (a later job may continue from it).
+    assert [c["step"] for c in hooks.checkpoints] == [4, 8, 10]
+    assert torch.equal(hooks.checkpoints[-1]["net"]["weight"], net.weight.detach())
     assert [s for s, _ in hooks.progress] == [0, 3, 6, 9, 10]
     # Copies, not views: the first checkpoint kept the weights of step 4.
     first = hooks.checkpoints[0]["net"]["weight"]
@@ -283,8 +285,9 @@ def test_a_stop_inside_a_round_resumes_exactly(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(Run, "stop_check_seconds", 0.0)
     straight_hooks = Asked()
     straight, straight_net = train_rounds(straight_hooks)
-    assert [c["step"] for c in straight_hooks.checkpoints] == [3]
+    assert [c["step"] for c in straight_hooks.checkpoints] == [3, 6]  # 6: the final state
     assert straight_hooks.checkpoints[0]["values"] == {"updates": 9}  # no round in progress
+    assert straight_hooks.checkpoints[1]["values"] == {"updates": 18}
 
     # Stopped after update 5, step 2's second: the checkpoint says two of its three are done.
     hooks = Asked()

@@ -117,7 +117,13 @@ def test_randomisation_test_separates_a_trained_map_from_a_random_one() -> None:
     assert (np.abs(trained.maps).argmax(axis=1) == FEATURE).mean() > 0.9
     layers = randomisation_test(explained, x, trained, method="gradients", seed=0)
     assert [layer.layer for layer in layers] == ["4", "2", "0"]  # top layer first
-    assert layers[-1].rank_correlation < 0.3  # every layer re-drawn: the map is another
+    # Every layer re-drawn: the map is another. A rank correlation over 6 features is noisy
+    # from one draw to the next (-0.09 to 0.50 over seeds 0-5), so the mean of six is held.
+    redrawn = [
+        randomisation_test(explained, x, trained, method="gradients", seed=seed)[-1]
+        for seed in range(6)
+    ]
+    assert np.mean([layer.rank_correlation for layer in redrawn]) < 0.3
     # The network explained is a deep copy's: the trained one is untouched.
     assert all(torch.equal(a, b) for a, b in zip(before, network.parameters(), strict=True))
 

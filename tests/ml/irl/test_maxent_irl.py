@@ -195,7 +195,7 @@ def test_reports() -> None:
     train(MaxEntIRLConfig(**SMALL), seed=0, hooks=hooks)
     assert [step for step, _ in hooks.metrics["irl/feature_gap"]] == [10, 20]
     assert [step for step, _ in hooks.metrics["irl/evd"]] == [10, 20]
-    assert [c["step"] for c in hooks.checkpoints] == [5, 10, 15]
+    assert [c["step"] for c in hooks.checkpoints] == [5, 10, 15, 20]  # 20: the final state
     assert set(hooks.checkpoints[0]) == {"step", "values", "theta", "optimizer", "soft_values"}
 
 

@@ -55,8 +55,8 @@ def small_model() -> DQNModel:
 def test_checkpoints_do_not_alias_live_weights() -> None:
     hooks = RecordingHooks()
     train(tiny(), seed=0, hooks=hooks)
-    assert [c["step"] for c in hooks.checkpoints] == [200, 400]
-    first, second = hooks.checkpoints
+    assert [c["step"] for c in hooks.checkpoints] == [200, 400, 600]  # 600: the final state
+    first, second, _ = hooks.checkpoints
     weights = first["q_network"]
     assert any(not torch.equal(weights[k], second["q_network"][k]) for k in weights)
     # n-step returns: each of the 4 environments holds back up to n - 1 = 4 unfinished steps.

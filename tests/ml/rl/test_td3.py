@@ -236,7 +236,7 @@ def test_ddpg_is_td3_with_the_corrections_off(small_ddpg: DDPGModel) -> None:
 def test_loop_checkpoints_counts_updates_and_reports() -> None:
     hooks = RecordingHooks()
     model = td3.train(tiny(), seed=0, hooks=hooks)
-    assert [c["step"] for c in hooks.checkpoints] == [200, 400]
+    assert [c["step"] for c in hooks.checkpoints] == [200, 400, 600]  # 600: the final state
     first = hooks.checkpoints[0]
     assert first["buffer"]["size"] == 200 and first["buffer"]["actions"].shape == (200, 1)
     # Random actions before learning_starts, stored in the learner's [-1, 1].

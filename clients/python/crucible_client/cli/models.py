@@ -19,6 +19,7 @@ from crucible_client.cli.common import (
     load_json,
     table,
 )
+from crucible_client.cli.jobs import show_job
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -104,6 +105,25 @@ def delete(ctx: typer.Context, model: str, as_json: JsonOption = False) -> None:
         emit_json({"deleted": model})
     else:
         console().print(f"deleted model {model}")
+
+
+@app.command("continue")
+def continue_training(
+    ctx: typer.Context,
+    model: str,
+    sets: SetOption = None,
+    name: Annotated[str | None, typer.Option()] = None,
+    watch: Annotated[bool, typer.Option(help="Follow the new job to its end.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Continue a model's training as a new job (--set total_steps=... for a larger budget)."""
+    client = connect(ctx, as_json)
+    job = client.continue_training(model, config=apply_sets({}, sets) or None, name=name)
+    if watch:
+        job = client.wait(job.id, progress=not as_json)
+    show_job(job, as_json)
+    if watch and job.status != "succeeded":
+        raise typer.Exit(1)
 
 
 @app.command("register")
