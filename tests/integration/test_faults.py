@@ -152,8 +152,13 @@ def succeeded_once(stack: Stack, job_id: str, attempt: int = 1) -> dict[str, Any
         ), f"{job_id}: missing steps"
         evals = DQN["eval_interval"]
         assert metrics["eval/return"]["steps"] == list(range(evals, DQN["total_steps"] + 1, evals))
-    # superseded checkpoints were deleted as they were replaced, the last one after success
-    stack.wait_until(lambda: checkpoint_files(stack, job_id) == [], 10, "checkpoints deleted")
+    # Superseded checkpoints were deleted as they were replaced; the final state stays (a
+    # model's training may continue from it), and it is the one the job records.
+    final = f"{done['attempt']}-{done['checkpoint_step']}.pt"
+    assert done["checkpoint_step"] == DQN["total_steps"] or done["algorithm"] != "dqn", done
+    stack.wait_until(
+        lambda: checkpoint_files(stack, job_id) == [final], 10, "superseded checkpoints deleted"
+    )
     return done
 
 
