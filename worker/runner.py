@@ -324,7 +324,7 @@ def _resume_state(
         return None  # a first run: nothing written before it
     step = int(state.get("step", 0)) if state is not None else 0
     _start_resume(factory, job, step, wait)
-    log.info("job %s: resuming from step %d", job.id, step)
+    log.debug("job %s: resuming from step %d", job.id, step)  # the job's log says it too
     return state
 
 

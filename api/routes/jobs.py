@@ -295,7 +295,7 @@ def create_job(
         else:
             enqueue_after_commit(session, job, settings)
             response.headers["Location"] = f"/v1/jobs/{job.id}"
-            return to_public(job, None)
+            return submitted(session, job)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     response.headers["Idempotent-Replayed"] = "true"
     return public(session, job)
@@ -449,7 +449,12 @@ def clone_job(
     original = load_job(session, job_id, caller)
     job = submit_derived(session, caller, settings, original, body)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return to_public(job, None)
+    return submitted(session, job)
+
+
+def submitted(session: SessionDep, job: Job) -> JobPublic:
+    """A job just created: no model yet, and its place in its queue."""
+    return to_public(job, None, waits(session, [job]).get(job.id))
 
 
 def submit_derived(

@@ -250,4 +250,4 @@ def continue_model(
         session, caller, settings, source, changes, start_from_its_state
     )
     response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return job_routes.to_public(job, None)
+    return job_routes.submitted(session, job)

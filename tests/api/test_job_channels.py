@@ -108,6 +108,7 @@ def test_queued_jobs_know_their_place_and_when_they_should_start(api: Api) -> No
     ahead = api.submit("value_iteration", TINY_CONFIGS["value_iteration"])
     factory = session_factory(api.settings.resolved_database_url)
     queued = [api.submit("value_iteration", TINY_CONFIGS["value_iteration"]) for _ in range(2)]
+    assert [j["queue_position"] for j in queued] == [2, 3]  # said in the submission's answer
     unknown = api.client.get(f"/v1/jobs/{queued[1]['id']}").json()
     assert unknown["queue_position"] == 3
     assert unknown["estimated_start_seconds"] is None  # no worker seen on the queue
