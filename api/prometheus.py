@@ -5,8 +5,9 @@ Two kinds of figures:
 - read from the database at each scrape (`store.figures`), the same from every API process:
   `crucible_jobs` by status and algorithm, `crucible_queue_depth` by queue,
   `crucible_workers_busy` and `crucible_worker_heartbeat_age_seconds` (workers running a
-  job), and `crucible_job_duration_seconds`, a histogram of the training jobs that finished
-  in the last 24 hours;
+  job), `crucible_workers_up` by queue (every worker up, busy or idle, from its beats), and
+  `crucible_job_duration_seconds`, a histogram of the training jobs that finished in the last
+  24 hours;
 - counted by this API process since it started: `crucible_query_seconds` (latency of each
   declared query, by outcome), `crucible_query_errors_total` (by query and error code), and
   the model cache's `crucible_model_cache_hits_total`, `..._loads_total` and `..._models`.
@@ -95,6 +96,12 @@ class Snapshot(Collector):
         yield GaugeMetricFamily(
             "crucible_workers_busy", "Workers running a job.", value=len(f.heartbeats)
         )
+        up = GaugeMetricFamily(
+            "crucible_workers_up", "Workers up (busy or idle), by queue served.", labels=["queue"]
+        )
+        for queue, count in sorted(f.workers_up.items()):
+            up.add_metric([queue], count)
+        yield up
         ages = GaugeMetricFamily(
             "crucible_worker_heartbeat_age_seconds",
             "Seconds since each busy worker's last heartbeat.",

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from store.tables import Job, JobKind, JobStatus
+from store.workers import live_per_queue
 
 RECENT = timedelta(hours=24)  # the window of `durations`
 MAX_RECENT = 10_000  # finished jobs read for `durations`, newest first
@@ -23,9 +24,10 @@ class Figures:
     queued: dict[str, int]  # queue -> jobs waiting (training and heavy queries)
     heartbeats: dict[str, float]  # worker -> seconds since its running job's last heartbeat
     durations: dict[str, list[float]]  # algorithm -> seconds of training jobs finished lately
+    workers_up: dict[str, int]  # queue -> workers that are up and serve it (busy or idle)
 
 
-def figures(session: Session, now: datetime) -> Figures:
+def figures(session: Session, now: datetime, sweep_seconds: float = 15.0) -> Figures:
     jobs = {
         (status, algorithm): count
         for status, algorithm, count in session.execute(
@@ -65,4 +67,11 @@ def figures(session: Session, now: datetime) -> Figures:
     for algorithm, started, ended in finished:
         if started is not None and ended is not None:
             durations.setdefault(algorithm, []).append((ended - started).total_seconds())
-    return Figures(jobs=jobs, queued=queued, heartbeats=heartbeats, durations=durations)
+    workers_up = dict(live_per_queue(session, sweep_seconds=sweep_seconds, now=now))
+    return Figures(
+        jobs=jobs,
+        queued=queued,
+        heartbeats=heartbeats,
+        durations=durations,
+        workers_up=workers_up,
+    )

@@ -4,9 +4,9 @@ Workers take a queue's jobs in about the order they were submitted, one at a tim
 the estimate plays the queue forward: every running job frees its worker at its ETA (or, for
 one that has not reported progress yet, at its algorithm's typical duration), and each job
 ahead then holds a worker for its algorithm's typical duration (the median of recent
-successful runs on that queue). Workers that sit idle are invisible to the database, so the
-number of workers is the number of jobs running on the queue; with none running the wait is
-unknown (no worker may be up at all) and said to be.
+successful runs on that queue). An idle worker that serves the queue (`store.workers`: its
+sweeper's beats) takes the head of the queue at once. With no worker seen on the queue the
+wait is unknown (none may be up at all) and said to be.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store.jobs import eta_seconds
+from store.settings import get_settings
 from store.tables import Job, JobStatus, utcnow
+from store.workers import live_per_queue
 
 HISTORY = timedelta(days=7)  # durations older than this say little about today's workers
 MAX_AHEAD = 10_000  # jobs read from a queue's head; later ones get no estimate
@@ -35,17 +37,29 @@ class Wait:
     seconds: float | None  # estimated time until it starts; None when unknown
 
 
-def waits(session: Session, queued: Sequence[Job], now: datetime | None = None) -> dict[str, Wait]:
+def waits(
+    session: Session,
+    queued: Sequence[Job],
+    now: datetime | None = None,
+    sweep_seconds: float | None = None,
+) -> dict[str, Wait]:
     """The wait of each queued job in `queued` (others are left out), by job id."""
     now = now or utcnow()
     mine = [job for job in queued if job.status == JobStatus.queued.value]
+    if not mine:
+        return {}
+    sweep = get_settings().sweep_seconds if sweep_seconds is None else sweep_seconds
+    live = live_per_queue(session, sweep_seconds=sweep, now=now)
     out: dict[str, Wait] = {}
     for queue in {job.queue for job in mine}:
-        out |= _queue_waits(session, queue, {job.id for job in mine if job.queue == queue}, now)
+        wanted = {job.id for job in mine if job.queue == queue}
+        out |= _queue_waits(session, queue, wanted, now, live[queue])
     return out
 
 
-def _queue_waits(session: Session, queue: str, wanted: set[str], now: datetime) -> dict[str, Wait]:
+def _queue_waits(
+    session: Session, queue: str, wanted: set[str], now: datetime, workers: int
+) -> dict[str, Wait]:
     line = session.execute(
         select(Job.id, Job.algorithm)
         .where(Job.queue == queue, Job.status == JobStatus.queued.value)
@@ -56,9 +70,10 @@ def _queue_waits(session: Session, queue: str, wanted: set[str], now: datetime) 
         select(Job).where(Job.queue == queue, Job.status == JobStatus.running.value)
     ).all()
     typical = typical_durations(session, queue, now)
+    busy: list[float | None] = [_remaining(job, typical, now) for job in running]
+    idle: list[float | None] = [0.0] * max(workers - len(running), 0)  # free: takes one now
     starts = play_forward(
-        [_remaining(job, typical, now) for job in running],
-        [typical.get(algorithm, typical.get("")) for _, algorithm in line],
+        busy + idle, [typical.get(algorithm, typical.get("")) for _, algorithm in line]
     )
     return {
         job_id: Wait(position=i + 1, seconds=starts[i])

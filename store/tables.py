@@ -215,6 +215,19 @@ class JobLog(Base):
     message: Mapped[str] = mapped_column(Text)
 
 
+class WorkerRow(Base):
+    """A worker process that is up, with the queues it takes jobs from: its sweeper says so
+    every SWEEP_SECONDS (`store.workers`). Idle workers are seen here, as running jobs' leases
+    cannot show them, so a queued job's estimated start knows a free worker will take it."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)  # as in `jobs.worker`
+    queues: Mapped[list[str]] = mapped_column(JSON)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
 class TrainedModelRow(Base):
     """A trained model: made by a job that succeeded, or imported from a model file."""
 

@@ -16,13 +16,14 @@ import logging
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from store import jobs
+from store import jobs, workers
 from store.artifacts import open_artifact_store
 from store.db import session_factory, session_scope
 from store.retention import apply_retention
@@ -108,21 +109,45 @@ def sweep_once(settings: Settings) -> list[str]:
 
 
 class Sweeper(threading.Thread):
-    def __init__(self, settings: Settings) -> None:
+    """Sweeps every SWEEP_SECONDS, and first says the worker (`name`, serving `queues`) is up
+    (`store.workers`); at a clean stop it says the worker is gone."""
+
+    def __init__(
+        self, settings: Settings, *, name: str | None = None, queues: Iterable[str] = ()
+    ) -> None:
         super().__init__(name="crucible-sweeper", daemon=True)
         self._settings = settings
         self._stop_event = threading.Event()
+        self.worker = name
+        self.queues = sorted(queues)
 
     def run(self) -> None:
         while True:
             try:
+                self.beat()
                 sweep_once(self._settings)
             except Exception:  # the database may be briefly unreachable; try again later
                 log.exception("sweep failed")
             else:
                 ALIVE_FILE.touch()
             if self._stop_event.wait(self._settings.sweep_seconds):
+                self.leave()
                 return
+
+    def beat(self) -> None:
+        if self.worker is None:
+            return
+        with session_scope(session_factory(self._settings.resolved_database_url)) as session:
+            workers.beat(session, name=self.worker, queues=self.queues)
+
+    def leave(self) -> None:
+        if self.worker is None:
+            return
+        try:
+            with session_scope(session_factory(self._settings.resolved_database_url)) as session:
+                workers.gone(session, name=self.worker)
+        except Exception:  # it will be forgotten once its beats are old
+            log.warning("worker %s: could not record its shutdown", self.worker, exc_info=True)
 
     def stop(self) -> None:
         self._stop_event.set()

@@ -55,11 +55,20 @@ _sweeper: Sweeper | None = None
 
 
 @worker_ready.connect
-def _start_sweeper(**_: Any) -> None:
+def _start_sweeper(sender: Any = None, **_: Any) -> None:
     global _sweeper
     metrics.serve(get_settings().worker_metrics_port)
-    _sweeper = Sweeper(get_settings())
+    _sweeper = Sweeper(get_settings(), name=worker_name(), queues=served_queues(sender))
     _sweeper.start()
+
+
+def served_queues(consumer: Any) -> list[str]:
+    """The queues this worker takes jobs from (`--queues`), from its Celery consumer."""
+    try:
+        return sorted(queue.name for queue in consumer.task_consumer.queues)
+    except AttributeError:  # no consumer to ask: the worker is not known to serve any
+        log.warning("the queues this worker serves are unknown")
+        return []
 
 
 @worker_shutting_down.connect

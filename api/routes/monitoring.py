@@ -35,5 +35,5 @@ def prometheus_metrics(
         raise ApiError(
             403, "missing_scope", "the service's figures span every tenant: an admin key reads them"
         )
-    body = exposition(figures(session, utcnow()), cache)
+    body = exposition(figures(session, utcnow(), settings.sweep_seconds), cache)
     return Response(body, media_type=TEXT_FORMAT)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from api.routes import events as events_routes
-from store import jobs
+from store import jobs, workers
 from store.db import session_factory, session_scope
 from store.tables import JobEvent, JobLog, MetricPoint
 from tests.api.conftest import Api
@@ -123,6 +123,10 @@ def test_queued_jobs_know_their_place_and_when_they_should_start(api: Api) -> No
     running = api.client.get(f"/v1/jobs/{ahead['id']}").json()
     assert running["queue_position"] is None and running["estimated_start_seconds"] is None
     assert done["queue_position"] is None
+    with session_scope(factory) as session:  # an idle worker on the queue takes the head now
+        workers.beat(session, name="w2", queues=["cpu"])
+    first, second = (api.client.get(f"/v1/jobs/{j['id']}").json() for j in queued)
+    assert first["estimated_start_seconds"] == 0 and second["estimated_start_seconds"] is not None
 
 
 def test_a_job_stopped_by_its_time_limit_resumes_from_its_checkpoint(api: Api) -> None:

@@ -68,3 +68,22 @@ def test_a_followed_log_ends_with_the_job(stack: Stack) -> None:
     assert any(m.startswith("attempt 1 started on") for m in messages), messages
     assert any("step 1000/1000 (100%)" in m for m in messages), messages
     assert stack.job(job["id"])["status"] == "succeeded"
+
+
+def test_idle_workers_are_seen_with_the_queues_they_serve(stack: Stack) -> None:
+    """Each worker's sweeper says it is up and which queues it serves (`--queues`), so an
+    idle one counts: in the figures, and for a queued job's estimated start."""
+
+    def up() -> dict[str, int]:
+        text = stack.client.get("/metrics").text
+        found = {}
+        for line in text.splitlines():
+            if line.startswith("crucible_workers_up{"):
+                queue = line.split('queue="', 1)[1].split('"', 1)[0]
+                found[queue] = int(float(line.rsplit(" ", 1)[1]))
+        return found
+
+    workers = len(stack.alive_workers())
+    stack.wait_until(
+        lambda: up() == {"cpu": workers, "gpu": workers, "queries": workers}, 30, "workers up"
+    )
