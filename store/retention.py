@@ -2,14 +2,14 @@
 
 Every worker's sweeper calls `apply_retention` on each pass. It deletes:
 
-- the checkpoints of jobs finished more than `CHECKPOINT_RETENTION_HOURS` ago (a succeeded
-  job's model is its result; a failed or cancelled job keeps its last checkpoint that long
-  for inspection): the file through the artifact store, then `jobs.checkpoint_uri` is
-  cleared (`checkpoint_step` stays, as the record of how far the job got);
+- the checkpoints of jobs finished more than `CHECKPOINT_RETENTION_HOURS` ago (until then a
+  succeeded job's final state lets its model's training continue, and a cancelled one can be
+  resumed): the file through the artifact store, then `jobs.checkpoint_uri` is cleared
+  (`checkpoint_step` stays, as the record of how far the job got);
 - `Idempotency-Key` records older than `IDEMPOTENCY_RETENTION_HOURS`: a retry after that
   creates a new resource;
-- the metric points of jobs finished more than `METRIC_RETENTION_DAYS` ago, when that is
-  above 0 (0 keeps them forever, the default).
+- the metric points, events and log records of jobs finished more than
+  `METRIC_RETENTION_DAYS` ago, when that is above 0 (0 keeps them forever, the default).
 
 Query results expire on their own (`worker.queries.drop_expired_results`). Each pass does a
 bounded amount of work (`limit` jobs per kind) in short transactions, so a backlog (the first
@@ -24,14 +24,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, exists, select, update
+from sqlalchemy import CursorResult, delete, exists, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ml.core.errors import ArtifactError
 from store.artifacts import ArtifactStore, ArtifactUnavailable, open_artifact_store
 from store.db import session_factory, session_scope
 from store.settings import Settings
-from store.tables import IdempotencyKey, Job, JobStatus, MetricPoint, utcnow
+from store.tables import IdempotencyKey, Job, JobEvent, JobLog, JobStatus, MetricPoint, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +135,10 @@ def drop_old_idempotency_keys(factory: sessionmaker[Session], *, before: datetim
 def drop_old_metrics(
     factory: sessionmaker[Session], *, before: datetime, limit: int = LIMIT
 ) -> int:
-    """Delete the metric points of up to `limit` jobs finished before `before`, one job per
-    transaction; how many points."""
-    has_points = exists().where(MetricPoint.job_id == Job.id)
+    """Delete the metric points, events and log records of up to `limit` jobs finished before
+    `before`, one job per transaction; how many points."""
+    history = (MetricPoint, JobEvent, JobLog)
+    has_points = or_(*(exists().where(table.job_id == Job.id) for table in history))
     with session_scope(factory) as session:
         job_ids = session.scalars(
             select(Job.id)
@@ -150,4 +151,6 @@ def drop_old_metrics(
         with session_scope(factory) as session:
             result = session.execute(delete(MetricPoint).where(MetricPoint.job_id == job_id))
             deleted += cast(CursorResult[Any], result).rowcount
+            for table in (JobEvent, JobLog):
+                session.execute(delete(table).where(table.job_id == job_id))
     return deleted

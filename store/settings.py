@@ -90,8 +90,8 @@ class Settings(BaseSettings):
     metric_retention_days: float = Field(
         0.0,
         ge=0,
-        description="Metric points of jobs finished longer ago than this are deleted; 0 keeps "
-        "them forever.",
+        description="Metric points, events and log records of jobs finished longer ago than "
+        "this are deleted; 0 keeps them forever.",
     )
     max_attempts: int = Field(
         3, ge=1, description="A job orphaned this many times is marked failed, not retried."

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store import jobs, workers
 from store.artifacts import open_artifact_store
-from store.db import session_factory, session_scope
+from store.db import database_unreachable, session_factory, session_scope
 from store.retention import apply_retention
 from store.settings import Settings
 from worker.enqueue import enqueue_job
@@ -124,21 +124,29 @@ class Sweeper(threading.Thread):
     def run(self) -> None:
         while True:
             try:
-                self.beat()
                 sweep_once(self._settings)
             except Exception:  # the database may be briefly unreachable; try again later
                 log.exception("sweep failed")
             else:
                 ALIVE_FILE.touch()
+            self.beat()
             if self._stop_event.wait(self._settings.sweep_seconds):
                 self.leave()
                 return
 
     def beat(self) -> None:
+        """Say the worker is up. After the sweep and apart from it: a beat that fails must
+        not keep the sweep from running (whose failure starts the wait of one lease before
+        expired leases are reclaimed, see `_Outage`), and it counts as an outage too."""
         if self.worker is None:
             return
-        with session_scope(session_factory(self._settings.resolved_database_url)) as session:
-            workers.beat(session, name=self.worker, queues=self.queues)
+        try:
+            with session_scope(session_factory(self._settings.resolved_database_url)) as session:
+                workers.beat(session, name=self.worker, queues=self.queues)
+        except Exception as exc:
+            if database_unreachable(exc):
+                _Outage.last_failure = time.monotonic()
+            log.warning("worker %s: could not say it is up: %s", self.worker, exc)
 
     def leave(self) -> None:
         if self.worker is None:

@@ -26,7 +26,7 @@ from store.retention import (
     drop_old_metrics,
 )
 from store.settings import Settings
-from store.tables import IdempotencyKey, Job, JobStatus, MetricPoint, utcnow
+from store.tables import IdempotencyKey, Job, JobEvent, JobLog, JobStatus, MetricPoint, utcnow
 from tests.helpers import migrate
 
 NOW = utcnow()
@@ -203,5 +203,11 @@ def test_metric_points_are_kept_unless_a_retention_is_set(settings: Settings) ->
 
     add_job(settings, "more", JobStatus.failed, finished=long_ago, checkpoint=False, points=1)
     factory = factory_of(settings)
+    with factory.begin() as session:  # the job's events and log go with its points
+        session.add(JobEvent(job_id="more", kind="status", data={"status": "failed"}))
+        session.add(JobLog(job_id="more", attempt=1, level="INFO", logger="t", message="m"))
     assert drop_old_metrics(factory, before=NOW - timedelta(days=30), limit=1) == 1
     assert drop_old_metrics(factory, before=NOW - timedelta(days=30)) == 0
+    with factory() as session:
+        for table in (JobEvent, JobLog):
+            assert session.scalar(select(func.count()).select_from(table)) == 0
