@@ -28,7 +28,7 @@ from starlette.types import Scope
 from api.auth import ReadCaller
 from api.deps import SessionDep, SettingsDep
 from api.errors import ApiError
-from api.routes.jobs import load_job, public
+from api.routes.jobs import load_job, public, to_public
 from api.strict_input import StrictRoute
 from store import events
 from store.db import session_factory, session_scope
@@ -160,13 +160,15 @@ class EventReader:
                     chunks.append(sse(event.kind, event.data, str(self.cursor)))
                 if not (finished and found):  # a finished job's history goes out at once
                     break
-            shown = public(session, job)
-            progress = shown.progress.model_dump()
+            # The progress alone at each read (the job row's); the whole job, with its model
+            # and queue place, only for `end`.
+            progress = to_public(job, None).progress.model_dump()
             if progress != self.progress:
                 self.progress = progress
                 chunks.append(sse("progress", progress, str(self.cursor)))
             if finished:
-                chunks.append(sse("end", shown.model_dump(mode="json"), str(self.cursor)))
+                whole = public(session, job).model_dump(mode="json")
+                chunks.append(sse("end", whole, str(self.cursor)))
             return chunks, finished
 
 
