@@ -19,8 +19,9 @@ A worker exports its own figures (jobs run, their outcomes and durations) on
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import (
@@ -79,37 +80,28 @@ class Snapshot(Collector):
 
     def collect(self) -> Iterator[Metric]:
         f = self.figures
-        jobs = GaugeMetricFamily(
+        yield gauge(
             "crucible_jobs",
             "Training jobs by status and algorithm.",
-            labels=["status", "algorithm"],
+            ["status", "algorithm"],
+            f.jobs,
         )
-        for (status, algorithm), count in sorted(f.jobs.items()):
-            jobs.add_metric([status, algorithm], count)
-        yield jobs
-        queues = GaugeMetricFamily(
-            "crucible_queue_depth", "Jobs waiting, by queue.", labels=["queue"]
-        )
-        for queue, count in sorted(f.queued.items()):
-            queues.add_metric([queue], count)
-        yield queues
+        yield gauge("crucible_queue_depth", "Jobs waiting, by queue.", ["queue"], by_one(f.queued))
         yield GaugeMetricFamily(
             "crucible_workers_busy", "Workers running a job.", value=len(f.heartbeats)
         )
-        up = GaugeMetricFamily(
-            "crucible_workers_up", "Workers up (busy or idle), by queue served.", labels=["queue"]
+        yield gauge(
+            "crucible_workers_up",
+            "Workers up (busy or idle), by queue served.",
+            ["queue"],
+            by_one(f.workers_up),
         )
-        for queue, count in sorted(f.workers_up.items()):
-            up.add_metric([queue], count)
-        yield up
-        ages = GaugeMetricFamily(
+        yield gauge(
             "crucible_worker_heartbeat_age_seconds",
             "Seconds since each busy worker's last heartbeat.",
-            labels=["worker"],
+            ["worker"],
+            by_one(f.heartbeats),
         )
-        for worker, age in sorted(f.heartbeats.items()):
-            ages.add_metric([worker], age)
-        yield ages
         durations = HistogramMetricFamily(
             "crucible_job_duration_seconds",
             "Wall-clock time of the training jobs that finished in the last 24 hours.",
@@ -122,6 +114,19 @@ class Snapshot(Collector):
         yield counter("crucible_model_cache_hits", "Queries that found their model loaded.", hits)
         yield counter("crucible_model_cache_loads", "Models loaded from the artifact store.", loads)
         yield GaugeMetricFamily("crucible_model_cache_models", "Models held in memory.", held)
+
+
+def gauge(name: str, documentation: str, labels: list[str], values: Mapping[Any, float]) -> Metric:
+    """A gauge with one sample per key, a tuple of label values, in a stable order."""
+    family = GaugeMetricFamily(name, documentation, labels=labels)
+    for key, value in sorted(values.items()):
+        family.add_metric(list(key), value)
+    return family
+
+
+def by_one(values: Mapping[str, float]) -> dict[tuple[str, ...], float]:
+    """Values keyed by one label, as `gauge` takes them."""
+    return {(key,): value for key, value in values.items()}
 
 
 def counter(name: str, documentation: str, value: float) -> Metric:

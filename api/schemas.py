@@ -138,26 +138,13 @@ class JobCreate(Strict):
         return self
 
 
-class JobClone(Strict):
-    """What a copy of a job changes; everything left out is the original's."""
-
-    config: dict[str, Any] | None = Field(
-        None, description="A JSON merge patch (RFC 7396) onto the original's config."
-    )
-    seed: int | None = Field(None, ge=0, le=MAX_SEED)
-    name: str | None = Field(None, max_length=200)
-    tags: dict[str, str] | None = Field(None, max_length=32)
-    register_as: RegisterSpec | None = None
-    max_runtime_seconds: float | None = Field(None, gt=0, le=30 * 24 * 3600)
-    webhook: WebhookSpec | None = None
-
-
 class JobContinue(Strict):
-    """A new job that goes on from where a model's training ended."""
+    """A new job that goes on from where a model's training ended: what it changes of the
+    original's spec (everything left out is the original's)."""
 
     config: dict[str, Any] | None = Field(
         None,
-        description="A JSON merge patch onto the original config: a larger budget "
+        description="A JSON merge patch (RFC 7396) onto the original config: a larger budget "
         "(`total_steps`, `max_iterations`), usually nothing else (a change the saved state "
         "cannot take, a wider network, makes the run start over, with a warning).",
     )
@@ -166,6 +153,15 @@ class JobContinue(Strict):
     register_as: RegisterSpec | None = None
     max_runtime_seconds: float | None = Field(None, gt=0, le=30 * 24 * 3600)
     webhook: WebhookSpec | None = None
+
+
+class JobClone(JobContinue):
+    """What a copy of a job changes; everything left out is the original's."""
+
+    config: dict[str, Any] | None = Field(
+        None, description="A JSON merge patch (RFC 7396) onto the original's config."
+    )
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
 
 
 class Progress(BaseModel):

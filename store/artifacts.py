@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import re
 import tempfile
@@ -43,6 +44,9 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.literals import BucketLocationConstraintType
 
 CHUNK = 1024 * 1024
+
+
+log = logging.getLogger(__name__)
 
 
 class ArtifactMissing(ArtifactError):
@@ -126,6 +130,15 @@ class ArtifactStore(ABC):
 
     def delete_checkpoint(self, job_id: str) -> None:
         self.delete(self.checkpoint_uri(job_id))
+
+
+def delete_quietly(store: ArtifactStore, uri: str, owner: str) -> None:
+    """Delete a file whose record is gone (a deleted job's checkpoint, a superseded one): a
+    failure leaves the file behind, which costs space, not correctness, so it is logged."""
+    try:
+        store.delete(uri)
+    except Exception as exc:
+        log.warning("%s: could not delete %s: %s", owner, uri, exc)
 
 
 def atomic_write(path: Path, chunks: Iterable[bytes]) -> None:

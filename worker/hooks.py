@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 
 from store import jobs
-from store.artifacts import ArtifactStore, ArtifactUnavailable
+from store.artifacts import ArtifactStore, ArtifactUnavailable, delete_quietly
 from store.db import database_unreachable, session_scope
 from store.tables import JobLog
 from worker.job_log import JobLogHandler, ProgressLog, progress_line
@@ -166,7 +166,9 @@ class JobHooks:
     def __exit__(self, *exc: object) -> None:
         if self._progress_log.unlogged is not None:  # where the run stopped, said once
             step, total = self._progress_log.unlogged
-            line = progress_line(step, total, None, dict(self._latest))
+            with self._lock:
+                latest = dict(self._latest)
+            line = progress_line(step, total, None, latest)
             self.note(logging.INFO, "%s", line)
         self._done.set()
         self._thread.join(timeout=5)
@@ -223,9 +225,10 @@ class JobHooks:
     def on_progress(self, step: int, total: int) -> None:
         with self._lock:
             self._progress = (step, total)
-            latest = dict(self._latest)
         if self._progress_log.due(step, total):
             eta = self._progress_log.eta(step, total)
+            with self._lock:
+                latest = dict(self._latest)
             self.note(logging.INFO, "%s", progress_line(step, total, eta, latest))
 
     def on_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
@@ -431,7 +434,4 @@ class JobHooks:
         self._legacy_checkpoint = False
 
     def _delete(self, uri: str) -> None:
-        try:
-            self._artifacts.delete(uri)
-        except Exception as exc:  # a leftover file costs space, not correctness
-            log.warning("job %s: could not delete %s: %s", self.job_id, uri, exc)
+        delete_quietly(self._artifacts, uri, f"job {self.job_id}")

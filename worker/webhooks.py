@@ -49,13 +49,13 @@ def public_address(url: str, *, allow_private: bool) -> str:
     return str(addresses[0])
 
 
-def call(call: webhooks.Call, settings: Settings) -> str | None:
+def call(taken: webhooks.Call, settings: Settings) -> str | None:
     """One try; None when the receiver answered 2xx, else what went wrong (for the job)."""
     try:
-        address = public_address(call.url, allow_private=settings.webhook_allow_private_hosts)
+        address = public_address(taken.url, allow_private=settings.webhook_allow_private_hosts)
     except Refused as exc:
         return str(exc)
-    parts = urlsplit(call.url)
+    parts = urlsplit(taken.url)
     host = parts.hostname or ""
     netloc = f"[{address}]" if ":" in address else address
     if parts.port:
@@ -66,13 +66,13 @@ def call(call: webhooks.Call, settings: Settings) -> str | None:
         "User-Agent": "crucible-webhook/1",
         "Host": host if not parts.port else f"{host}:{parts.port}",
         "Crucible-Event": webhooks.EVENT,
-        "Crucible-Delivery": f"{call.job_id}/{call.attempt}",
-        "Crucible-Signature": webhooks.signature(call.secret, call.body, int(time.time())),
+        "Crucible-Delivery": f"{taken.job_id}/{taken.attempt}",
+        "Crucible-Signature": webhooks.signature(taken.secret, taken.body, int(time.time())),
     }
     # TLS is checked against the URL's host name, not the address the request goes to.
     extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
     request = httpx.Request(
-        "POST", target, content=call.body, headers=headers, extensions=extensions
+        "POST", target, content=taken.body, headers=headers, extensions=extensions
     )
     try:
         with httpx.Client(timeout=settings.webhook_timeout_seconds) as client:

@@ -19,11 +19,20 @@ from api.deps import ArtifactsDep, IdempotencyKeyHeader, ModelCacheDep, SessionD
 from api.errors import ApiError, from_validation
 from api.limits import check_submission
 from api.listing import sort_pattern, tag_filters
-from api.schemas import JobClone, JobCreate, JobPublic, JobsPublic, Progress, WebhookPublic
+from api.schemas import (
+    JobClone,
+    JobContinue,
+    JobCreate,
+    JobPublic,
+    JobsPublic,
+    Progress,
+    WebhookPublic,
+)
 from api.strict_input import StrictRoute, validate_strictly
 from ml.core.references import referenced_models
 from ml.data import UploadedDataset
 from store import datasets, idempotency, jobs, models, registry
+from store.artifacts import delete_quietly
 from store.queue import Wait, waits
 from store.tables import DatasetRow, Job, JobKind, JobStatus
 from worker.enqueue import send
@@ -462,15 +471,17 @@ def submit_derived(
     caller: Caller,
     settings: SettingsDep,
     original: Job,
-    changes: JobClone,
+    changes: JobContinue,
     before_commit: Callable[[Job], None] | None = None,
 ) -> Job:
     """A new job from `original`'s spec with `changes` (see `clone_job`), checked as a new
     submission; `before_commit` may complete its row (a checkpoint to start from)."""
+    # A continued run keeps its seed: its random generators' states are in its checkpoint.
+    new_seed = changes.seed if isinstance(changes, JobClone) else None
     body = JobCreate(
         algorithm=original.algorithm,
         config=merge_patch(original.config, changes.config or {}),
-        seed=original.seed if changes.seed is None else changes.seed,
+        seed=original.seed if new_seed is None else new_seed,
         name=changes.name if "name" in changes.model_fields_set else original.name,
         tags=original.tags if changes.tags is None else changes.tags,
         register_as=changes.register_as,
@@ -517,8 +528,5 @@ def delete_job(
         raise ApiError(409, "job_active", str(exc)) from None
     session.commit()
     for uri in uris:
-        try:
-            artifacts.delete(uri)
-        except Exception:  # the row is gone; a leftover file costs space, not correctness
-            log.warning("job %s: checkpoint %s not deleted", job_id, uri, exc_info=True)
+        delete_quietly(artifacts, uri, f"job {job_id}")
     return Response(status_code=204)

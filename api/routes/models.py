@@ -7,7 +7,6 @@ A model is addressed by its id, by the id of the job that made it, or by a regis
 from __future__ import annotations
 
 import hashlib
-import logging
 from typing import Annotated
 
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
@@ -21,20 +20,19 @@ from api.limits import check_storage
 from api.listing import sort_pattern
 from api.references import ModelReference, ResolvedModelDep, resolve_model
 from api.routes import jobs as job_routes
-from api.schemas import JobClone, JobContinue, JobPublic, ModelPublic, ModelsPublic, RegisteredAs
+from api.schemas import JobContinue, JobPublic, ModelPublic, ModelsPublic, RegisteredAs
 from api.strict_input import StrictRoute
 from api.uploads import read_upload
 from ml.core.errors import ArtifactError
 from ml.core.model import import_bytes
 from ml.queries import queries_for_kind
 from store import jobs, models
-from store.artifacts import ArtifactMissing
+from store.artifacts import ArtifactMissing, delete_quietly
 from store.tables import Job, ModelAlias, ModelVersion, TrainedModelRow
 
 router = APIRouter(prefix="/v1/models", tags=["models"], route_class=StrictRoute)
 
 MODEL_FILE = "application/octet-stream"
-log = logging.getLogger(__name__)
 
 
 def registered_as(session: Session, model_id: str) -> list[RegisteredAs]:
@@ -196,10 +194,7 @@ def delete_model(
     session.commit()
     cache.forget(model_id)
     request.app.state.model_rows.forget(model_id)
-    try:
-        artifacts.delete(uri)
-    except Exception:  # the row is gone; a leftover file costs space, not correctness
-        log.warning("model %s: file %s not deleted", model_id, uri, exc_info=True)
+    delete_quietly(artifacts, uri, f"model {model_id}")
     return Response(status_code=204)
 
 
@@ -245,9 +240,6 @@ def continue_model(
         job.progress_step = step
         job.continued_from = source.id
 
-    changes = JobClone(**body.model_dump(exclude_unset=True))
-    job = job_routes.submit_derived(
-        session, caller, settings, source, changes, start_from_its_state
-    )
+    job = job_routes.submit_derived(session, caller, settings, source, body, start_from_its_state)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return job_routes.submitted(session, job)

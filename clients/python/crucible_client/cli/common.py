@@ -82,6 +82,14 @@ def emit_json(value: Any) -> None:
     typer.echo(json.dumps(plain(value), indent=2, default=str))
 
 
+def said(as_json: bool, value: Any, text: str) -> None:
+    """What a command did: `value` as JSON with --json, else `text` for a person."""
+    if as_json:
+        emit_json(value)
+    else:
+        console().print(text)
+
+
 def console() -> Console:
     """Rich on stdout (created per call, so that captured output in tests is honoured)."""
     found = Console()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from crucible_client.cli.common import JsonOption, connect, console, emit_json, fields, table
+from crucible_client.cli.common import JsonOption, connect, emit_json, fields, said, table
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -22,10 +22,7 @@ def upload(
 ) -> None:
     """Upload a dataset (validated by the server; a progress bar on stderr)."""
     found = connect(ctx, as_json).upload(file, kind, name, progress=not as_json)
-    if as_json:
-        emit_json(found)
-    else:
-        console().print(f"dataset {found.id}: {found.kind}, {found.rows} rows")
+    said(as_json, found, f"dataset {found.id}: {found.kind}, {found.rows} rows")
 
 
 @app.command("ls")
@@ -58,7 +55,4 @@ def show(ctx: typer.Context, dataset_id: str, as_json: JsonOption = False) -> No
 def delete(ctx: typer.Context, dataset_id: str, as_json: JsonOption = False) -> None:
     """Delete an uploaded dataset (not while a queued or running job uses it)."""
     connect(ctx, as_json).delete_dataset(dataset_id)
-    if as_json:
-        emit_json({"deleted": dataset_id})
-    else:
-        console().print(f"deleted dataset {dataset_id}")
+    said(as_json, {"deleted": dataset_id}, f"deleted dataset {dataset_id}")

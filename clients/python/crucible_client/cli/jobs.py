@@ -17,6 +17,7 @@ from crucible_client.cli.common import (
     fields,
     load_config,
     parse_tags,
+    said,
     table,
 )
 from crucible_client.client import Client
@@ -109,10 +110,7 @@ def plot(
     """Save the job's training curves as a PNG (one panel per metric)."""
     png = connect(ctx, as_json).curves_png(job_id, names)
     out.write_bytes(png)
-    if as_json:
-        emit_json({"path": str(out), "bytes": len(png)})
-    else:
-        console().print(f"wrote {out} ({len(png):,} bytes)")
+    said(as_json, {"path": str(out), "bytes": len(png)}, f"wrote {out} ({len(png):,} bytes)")
 
 
 @app.command("ls")
@@ -174,10 +172,7 @@ def resume(ctx: typer.Context, job_id: str, as_json: JsonOption = False) -> None
 def delete(ctx: typer.Context, job_id: str, as_json: JsonOption = False) -> None:
     """Delete a finished job."""
     connect(ctx, as_json).delete_job(job_id)
-    if as_json:
-        emit_json({"deleted": job_id})
-    else:
-        console().print(f"deleted job {job_id}")
+    said(as_json, {"deleted": job_id}, f"deleted job {job_id}")
 
 
 @app.command("watch")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from crucible_client.cli.common import JsonOption, connect, console, emit_json, table
+from crucible_client.cli.common import JsonOption, connect, console, emit_json, said, table
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -53,7 +53,4 @@ def list_keys(
 def revoke(ctx: typer.Context, key_id: str, as_json: JsonOption = False) -> None:
     """Revoke a key: it stops working at once."""
     key = connect(ctx, as_json).revoke_key(key_id)
-    if as_json:
-        emit_json(key)
-    else:
-        console().print(f"revoked key {key.id} ({key.state})")
+    said(as_json, key, f"revoked key {key.id} ({key.state})")

@@ -13,13 +13,14 @@ from crucible_client.cli.common import (
     SetOption,
     apply_sets,
     connect,
-    console,
     emit_json,
     fields,
     load_json,
+    said,
     table,
 )
 from crucible_client.cli.jobs import show_job
+from crucible_client.cli.jobs import watch as follow
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -52,10 +53,7 @@ def query(
     if out is not None:
         data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
         out.write_bytes(data)
-        if as_json:
-            emit_json({"path": str(out), "bytes": len(data)})
-        else:
-            console().print(f"wrote {out} ({len(data):,} bytes)")
+        said(as_json, {"path": str(out), "bytes": len(data)}, f"wrote {out} ({len(data):,} bytes)")
     elif as_json or isinstance(answer, dict):
         emit_json(answer)
 
@@ -101,10 +99,7 @@ def show(ctx: typer.Context, model: str, as_json: JsonOption = False) -> None:
 def delete(ctx: typer.Context, model: str, as_json: JsonOption = False) -> None:
     """Delete a model."""
     connect(ctx, as_json).delete_model(model)
-    if as_json:
-        emit_json({"deleted": model})
-    else:
-        console().print(f"deleted model {model}")
+    said(as_json, {"deleted": model}, f"deleted model {model}")
 
 
 @app.command("continue")
@@ -120,20 +115,16 @@ def continue_training(
     client = connect(ctx, as_json)
     job = client.continue_training(model, config=apply_sets({}, sets) or None, name=name)
     if watch:
-        job = client.wait(job.id, progress=not as_json)
-    show_job(job, as_json)
-    if watch and job.status != "succeeded":
-        raise typer.Exit(1)
+        follow(client, job.id, as_json)
+    else:
+        show_job(job, as_json)
 
 
 @app.command("register")
 def register(ctx: typer.Context, name: str, model_id: str, as_json: JsonOption = False) -> None:
     """Make a model the name's next version."""
     version = connect(ctx, as_json).register(name, model_id)
-    if as_json:
-        emit_json(version)
-    else:
-        console().print(f"{name}@{version.version} is model {version.model_id}")
+    said(as_json, version, f"{name}@{version.version} is model {version.model_id}")
 
 
 @app.command("alias")
@@ -142,10 +133,7 @@ def alias(
 ) -> None:
     """Point an alias (production, staging) at one of the name's versions."""
     found = connect(ctx, as_json).set_alias(name, alias, version)
-    if as_json:
-        emit_json(found)
-    else:
-        console().print(f"{name}@{alias} -> version {found.version} (model {found.model_id})")
+    said(as_json, found, f"{name}@{alias} -> version {found.version} (model {found.model_id})")
 
 
 @app.command("download")
@@ -158,7 +146,4 @@ def download(
     """Save a model's file (importable elsewhere with the API's POST /v1/models)."""
     data = connect(ctx, as_json).download_model(model)
     out.write_bytes(data)
-    if as_json:
-        emit_json({"path": str(out), "bytes": len(data)})
-    else:
-        console().print(f"wrote {out} ({len(data):,} bytes)")
+    said(as_json, {"path": str(out), "bytes": len(data)}, f"wrote {out} ({len(data):,} bytes)")
